@@ -1,0 +1,35 @@
+// Package failpoint parks a process at a named step so that a test can kill
+// it there with a real signal.
+//
+// Production code marks the crash windows of a protocol with
+// [Inject]("ring-producer-published") and so on. When the environment
+// variable GOSPOOL_FAILPOINT holds a step's name, the process that reaches
+// that step writes "failpoint NAME reached pid PID" to standard error and
+// sleeps forever, waiting for the test's kill -9. When the variable is unset,
+// [Inject] costs one comparison of an empty string.
+package failpoint
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// EnvVar names the failpoint that parks the process.
+const EnvVar = "GOSPOOL_FAILPOINT"
+
+var active = os.Getenv(EnvVar)
+
+// Inject parks the calling goroutine forever if name is the active failpoint.
+func Inject(name string) {
+	if active == "" || active != name {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "failpoint %s reached pid %d\n", name, os.Getpid())
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+// Enabled reports whether any failpoint is active in this process.
+func Enabled() bool { return active != "" }

@@ -1,0 +1,345 @@
+package ring
+
+import (
+	"fmt"
+	"hash/crc32"
+	"os"
+	"runtime"
+	"time"
+)
+
+// Consumer claims records from every lane of the ring and marks them done.
+// A process takes a consumer entry with [Ring.Consumer] and keeps it until
+// [Consumer.Close] or its death.
+//
+// Claim, Peek and Wait must be called from one goroutine at a time; Done and
+// Release may be called from any goroutine, for records this consumer
+// claimed.
+type Consumer struct {
+	r     *Ring
+	entry int
+	owner uint32 // entry and generation, as written into claimed slots
+
+	cursor      []uint64 // per lane: every record below is claimed or done
+	start       int      // lane to look at first, rotated for fairness
+	recoverSeq  uint32
+	lastFileSeq uint32
+	closed      bool
+}
+
+// Record is a claimed record. Payload points into the shared mapping and
+// stays valid, unchanged, until [Consumer.Done] or [Consumer.Release]: the
+// lane's producer cannot reuse the space before the record is done.
+type Record struct {
+	Lane    int
+	Seq     uint64
+	Payload []byte
+	// Stamp is the producer's CLOCK_MONOTONIC at publish, in nanoseconds.
+	Stamp int64
+}
+
+// String names the record in logs: "ring:LANE:SEQ".
+func (rec Record) String() string { return fmt.Sprintf("ring:%d:%d", rec.Lane, rec.Seq) }
+
+// CorruptError reports a record that failed its bounds or CRC check. The
+// record has been marked done and counted as corrupt; it is never run.
+type CorruptError struct {
+	Lane   int
+	Seq    uint64
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("ring record %d:%d is corrupt (%s); it was dropped, not run", e.Lane, e.Seq, e.Reason)
+}
+
+// Consumer takes a free consumer entry for this process. Taking an entry
+// first releases any record its previous, dead holder had claimed, so a
+// respawned spooler re-runs the task its predecessor died in.
+func (r *Ring) Consumer() (*Consumer, error) {
+	if err := r.acquire(); err != nil {
+		return nil, err
+	}
+	for i := 0; i < r.geo.Consumers; i++ {
+		off := r.consumerOff(i)
+		r.mu.Lock()
+		if r.consumersHere[i] {
+			r.mu.Unlock()
+			continue
+		}
+		ok, err := tryLockByte(r.f, int64(off))
+		if err != nil {
+			r.mu.Unlock()
+			r.release()
+			return nil, err
+		}
+		if !ok {
+			r.mu.Unlock()
+			continue
+		}
+		r.consumersHere[i] = true
+		r.mu.Unlock()
+		gen := r.m.u32(off+conGen).Add(1) & 0xFFFF
+		r.m.u32(off + conPid).Store(uint32(os.Getpid()))
+		r.m.u64(off + conTasks).Store(0)
+		r.m.u64(off + conSince).Store(uint64(time.Now().UnixNano()))
+		c := &Consumer{r: r, entry: i, owner: ownerOf(i, gen), cursor: make([]uint64, r.geo.Lanes)}
+		c.clearSleeping(i)
+		c.recoverSeq = r.m.u32(offRecoverSeq).Load()
+		c.lastFileSeq = r.FileSeq()
+		c.ReleaseDead()
+		return c, nil
+	}
+	r.release()
+	return nil, ErrNoConsumerSlot
+}
+
+// Entry is the index of this consumer's entry in the header's table.
+func (c *Consumer) Entry() int { return c.entry }
+
+// Claim takes the next ready record of any lane, or reports false when
+// there is none. A record that fails its checks is dropped and returned as a
+// *CorruptError, with ok false; call Claim again.
+func (c *Consumer) Claim() (rec Record, ok bool, err error) {
+	if c.closed {
+		return Record{}, false, ErrClosed
+	}
+	return c.scan(true)
+}
+
+// Peek reports whether some lane has a ready record, without claiming it.
+func (c *Consumer) Peek() bool {
+	_, ok, _ := c.scan(false)
+	return ok
+}
+
+func (c *Consumer) scan(claim bool) (Record, bool, error) {
+	r := c.r
+	m := r.m
+	if rs := m.u32(offRecoverSeq).Load(); rs != c.recoverSeq {
+		// Claimed records went back to ready somewhere: look again from the tails.
+		c.recoverSeq = rs
+		clear(c.cursor)
+	}
+	L := r.geo.Lanes
+	for k := 0; k < L; k++ {
+		lane := (c.start + k) % L
+		base := r.laneBase(lane)
+		seq := max(c.cursor[lane], m.u64(base+laneTail).Load())
+		for n := 0; n <= r.geo.SlotsPerLane; n++ {
+			off := r.slotOff(lane, seq)
+			word := m.u64(off + slotWord)
+			w := word.Load()
+			if ws := wordSeq(w); ws != uint32(seq) {
+				if int32(ws-uint32(seq)) > 0 {
+					// The slot is already in a later lap: our cursor fell
+					// behind the tail while we looked. Restart from the tail.
+					if t := m.u64(base + laneTail).Load(); t > seq {
+						seq = t
+						continue
+					}
+				}
+				break // not written yet in this lap
+			}
+			st := wordState(w)
+			if st == stateEmpty || st == stateWriting {
+				break // the lane's producer is not past this record
+			}
+			if st != stateReady {
+				seq++
+				c.cursor[lane] = seq
+				continue
+			}
+			if !claim {
+				return Record{}, true, nil
+			}
+			if !word.CompareAndSwap(w, slotWordOf(seq, stateClaimed, c.owner)) {
+				continue // another consumer took it; look at the slot again
+			}
+			c.cursor[lane] = seq + 1
+			c.start = (lane + 1) % L
+			m.u64(offInFlight).Add(1)
+			return c.check(lane, seq, off)
+		}
+	}
+	return Record{}, false, nil
+}
+
+// check validates a record this consumer just claimed. Everything read from
+// the mapping is bounds-checked before it is sliced: the file is shared with
+// other programs and may be damaged.
+func (c *Consumer) check(lane int, seq uint64, off int) (Record, bool, error) {
+	r := c.r
+	m := r.m
+	pos := m.u64(off + slotData).Load()
+	n := int(m.u32(off + slotLength).Load())
+	D := uint64(r.geo.LaneBytes)
+	fail := func(reason string) (Record, bool, error) {
+		m.u64(off + slotWord).Store(slotWordOf(seq, stateDone, 0))
+		m.u64(offInFlight).Add(^uint64(0))
+		m.u64(offCorrupt).Add(1)
+		return Record{}, false, &CorruptError{Lane: lane, Seq: seq, Reason: reason}
+	}
+	if n > r.geo.MaxRecord() || pos%D+uint64(n) > D {
+		return fail(fmt.Sprintf("length %d at data position %d does not fit the lane", n, pos))
+	}
+	d := r.dataOff(lane) + int(pos%D)
+	payload := m[d : d+n : d+n]
+	if sum := crc32.Checksum(payload, castagnoli); sum != m.u32(off+slotCRC).Load() {
+		return fail(fmt.Sprintf("CRC %08x, computed %08x", m.u32(off+slotCRC).Load(), sum))
+	}
+	return Record{Lane: lane, Seq: seq, Payload: payload, Stamp: int64(m.u64(off + slotStamp).Load())}, true, nil
+}
+
+// Done marks a claimed record finished; its space can be reused.
+func (c *Consumer) Done(rec Record) error {
+	return c.finish(rec, stateDone)
+}
+
+// Release puts a claimed record back, ready for any consumer.
+func (c *Consumer) Release(rec Record) error {
+	err := c.finish(rec, stateReady)
+	if err == nil {
+		c.r.m.u32(offRecoverSeq).Add(1)
+		c.r.wake()
+	}
+	return err
+}
+
+func (c *Consumer) finish(rec Record, state uint8) error {
+	m := c.r.m
+	word := m.u64(c.r.slotOff(rec.Lane, rec.Seq) + slotWord)
+	if !word.CompareAndSwap(slotWordOf(rec.Seq, stateClaimed, c.owner), slotWordOf(rec.Seq, state, 0)) {
+		return fmt.Errorf("%s: %w", rec, ErrLost)
+	}
+	m.u64(offInFlight).Add(^uint64(0))
+	if state == stateDone {
+		m.u64(c.r.consumerOff(c.entry) + conTasks).Add(1)
+	}
+	return nil
+}
+
+// Wait returns when a record may be ready, when a producer spilled a task to
+// the directory (see [Ring.FileSeq]), or after at most d. It first spins for
+// up to spin, looking at the lanes, then sleeps on the header's futex; a
+// producer pays a wake-up syscall only while some consumer sleeps.
+func (c *Consumer) Wait(d, spin time.Duration) {
+	m := c.r.m
+	if spin > 0 {
+		start := time.Now()
+		for i := 0; ; i++ {
+			if c.Peek() || c.r.FileSeq() != c.lastFileSeq {
+				return
+			}
+			if i%64 == 63 && time.Since(start) >= spin {
+				break
+			}
+			runtime.Gosched()
+		}
+	}
+	seen := m.u32(offWakeSeq).Load()
+	flag := m.u32(c.r.consumerOff(c.entry) + conSleeping)
+	flag.Store(1)
+	m.u32(offSleepers).Add(1)
+	if !c.Peek() && c.r.FileSeq() == c.lastFileSeq {
+		futexWait(m.addr(offWakeSeq), seen, d)
+	}
+	c.clearSleeping(c.entry)
+}
+
+// clearSleeping takes entry i out of the sleepers count if it is in it.
+func (c *Consumer) clearSleeping(i int) {
+	if c.r.m.u32(c.r.consumerOff(i)+conSleeping).CompareAndSwap(1, 0) {
+		c.r.m.u32(offSleepers).Add(^uint32(0))
+	}
+}
+
+// FileSeqChanged reports whether a producer spilled a task to the directory
+// since the last call, and remembers the current value.
+func (c *Consumer) FileSeqChanged() bool {
+	s := c.r.FileSeq()
+	if s == c.lastFileSeq {
+		return false
+	}
+	c.lastFileSeq = s
+	return true
+}
+
+// ReleaseDead puts back every record claimed by a consumer process that is
+// gone, and returns how many. A consumer is gone when the kernel no longer
+// holds its entry's lock, or when its entry was taken by a newer process.
+// A spooler calls it when it starts, from time to time, and at once when its
+// master tells it that a process died.
+func (c *Consumer) ReleaseDead() int {
+	r := c.r
+	m := r.m
+	alive := map[uint32]bool{c.owner: true}
+	isAlive := func(owner uint32) bool {
+		if v, ok := alive[owner]; ok {
+			return v
+		}
+		e := ownerEntry(owner)
+		v := false
+		if e < r.geo.Consumers && m.u32(r.consumerOff(e)+conGen).Load()&0xFFFF == ownerGen(owner) {
+			r.mu.Lock()
+			here := r.consumersHere[e]
+			r.mu.Unlock()
+			held, err := byteLockedByOther(r.f, int64(r.consumerOff(e)))
+			v = here || err != nil || held // when in doubt, alive
+		}
+		alive[owner] = v
+		return v
+	}
+	released := 0
+	for lane := 0; lane < r.geo.Lanes; lane++ {
+		seq := m.u64(r.laneBase(lane) + laneTail).Load()
+		for n := 0; n < r.geo.SlotsPerLane; n++ {
+			word := m.u64(r.slotOff(lane, seq) + slotWord)
+			w := word.Load()
+			if wordSeq(w) != uint32(seq) || wordState(w) < stateReady {
+				break
+			}
+			if wordState(w) == stateClaimed && !isAlive(wordOwner(w)) {
+				if word.CompareAndSwap(w, slotWordOf(seq, stateReady, 0)) {
+					m.u64(offInFlight).Add(^uint64(0))
+					released++
+				}
+			}
+			seq++
+		}
+	}
+	for i := 0; i < r.geo.Consumers; i++ {
+		if i == c.entry || m.u32(r.consumerOff(i)+conSleeping).Load() == 0 {
+			continue
+		}
+		r.mu.Lock()
+		here := r.consumersHere[i]
+		r.mu.Unlock()
+		if held, err := byteLockedByOther(r.f, int64(r.consumerOff(i))); err == nil && !held && !here {
+			c.clearSleeping(i)
+		}
+	}
+	if released > 0 {
+		m.u32(offRecoverSeq).Add(1)
+		r.wake()
+	}
+	return released
+}
+
+// Close gives the consumer entry back. Records it still holds stay claimed
+// until some consumer calls ReleaseDead.
+func (c *Consumer) Close() error {
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	r := c.r
+	c.clearSleeping(c.entry)
+	r.m.u32(r.consumerOff(c.entry) + conPid).Store(0)
+	r.mu.Lock()
+	delete(r.consumersHere, c.entry)
+	err := unlockByte(r.f, int64(r.consumerOff(c.entry)))
+	r.mu.Unlock()
+	r.release()
+	return err
+}

@@ -1,0 +1,81 @@
+// Package ring is gospool's shared-memory hand-off: a file in the spool
+// directory, mapped MAP_SHARED by every producer and consumer process, that
+// carries task records from workers to spoolers in microseconds.
+//
+// # Layout
+//
+// The file is a header page followed by L lanes (the byte diagram is beside
+// the constants in layout.go). A producer process owns one lane, taken with
+// an OFD record lock on the lane's first byte, so a lane has exactly one
+// writer and needs no compare-and-swap on the producer side. A lane is a ring
+// of S fixed-size slots, one per record, plus a byte ring holding the
+// payloads. A slot's first word packs the record's sequence number, its state
+// (empty, writing, ready, claimed, done) and, when claimed, its owner.
+//
+// Producers: take the slot at head (reclaiming done records at the tail when
+// the lane is short of room), store WRITING, copy the payload and its length,
+// CRC-32C and timestamp, then publish with a single aligned 8-byte store of
+// READY, and finally advance the lane's head. A full lane or a payload over a
+// quarter of the lane is refused at once (ErrFull, ErrTooLarge): the caller
+// spills the task to a uWSGI spool file and never waits.
+//
+// Consumers: scan each lane from its tail and claim a READY record with a
+// compare-and-swap of its slot word to CLAIMED(entry, generation). The word
+// carries the sequence number, so a slot reused in a later lap can never be
+// mistaken for the record a consumer saw (no ABA). Payloads stay in place,
+// unchanged, until the consumer marks the record DONE.
+//
+// Wake-up: consumers spin briefly, then sleep on a futex word in the header
+// after announcing themselves in a sleepers count; a producer pays the wake
+// syscall only when that count is non-zero.
+//
+// # Crash recovery
+//
+// Nothing acknowledged is lost and nothing half-written runs, whatever
+// process dies at whatever instruction, because every transition that
+// matters is a single atomic store or compare-and-swap of a slot word, made
+// after the data it vouches for:
+//
+//   - A producer killed before its READY store leaves a slot that says
+//     WRITING (or an older lap): consumers stop there and never read the
+//     payload. Its Push never returned, so the task was never acknowledged.
+//     The kernel drops the dead process's lane lock; the next producer to
+//     take the lane resumes at the head the dead one last stored, keeps the
+//     READY records it finds beyond it, and overwrites the WRITING slot.
+//   - A producer killed after its READY store leaves a complete record (the
+//     payload and CRC were stored first); consumers run it. At worst its
+//     caller never heard back: at-least-once, like uWSGI.
+//   - A consumer killed while it holds records leaves them CLAIMED by an
+//     owner whose entry lock the kernel has dropped. Any consumer calling
+//     [Consumer.ReleaseDead] (at start-up, periodically, and when the master
+//     reports a death) swaps them back to READY, and they run again. The
+//     owner's generation, bumped each time an entry is taken, keeps a new
+//     process in the same entry from being mistaken for the dead one.
+//   - A slot word is never written by two parties without a CAS: the
+//     producer writes only slots beyond the tail (no consumer owns them), and
+//     consumers change only READY or their own CLAIMED records.
+//   - Space is reused only when a record is DONE, so a claimed payload never
+//     changes under its consumer. A consumer checks the length and the CRC
+//     before it reads a payload; a damaged record is counted and dropped,
+//     never run.
+//   - Counters in the header are statistics: a process killed between a
+//     publish and its counter update leaves them off by one. The slots are
+//     the truth, and [Ring.Stats] walks them.
+//
+// With [Options.Sync] every publish is followed by msync, so an acknowledged
+// task also survives a power loss; without it, it survives the crash of any
+// process, including the master, since the file's pages belong to the kernel.
+//
+// # Concurrency
+//
+// [Ring] and [Producer] are safe for concurrent use by many goroutines. A
+// [Consumer] claims from one goroutine at a time; Done and Release may be
+// called from any goroutine.
+//
+// # Caveats
+//
+// A claimed record holds its lane's space until it is done: a very long task
+// at a lane's tail can fill the lane, and later tasks of that producer spill
+// to spool files (they still run, a little slower). Locks are Linux OFD
+// locks: the ring is Linux-only, on a local filesystem.
+package ring

@@ -1,0 +1,248 @@
+package ring
+
+import (
+	"fmt"
+	"hash/crc32"
+	"os"
+	"sync"
+
+	"github.com/gospool/gospool/internal/failpoint"
+)
+
+// Producer writes records into one lane of the ring. A process takes a lane
+// with [Ring.Producer] and keeps it until [Producer.Close] or its death.
+// A Producer is safe for concurrent use: goroutines share the lane under a
+// mutex, which is held only while bytes are copied, never across a syscall
+// that can block.
+type Producer struct {
+	r    *Ring
+	lane int
+	base int // lane's offset in the mapping
+	pid  uint32
+
+	mu     sync.Mutex
+	closed bool
+	// Cached copies of the lane's control words; the shared copies are
+	// written after every publish so that the next owner can resume.
+	head, tail, dataHead, dataTail uint64
+}
+
+// Failpoints on the producer's write protocol, in order. A process parked at
+// any of them and killed leaves the ring consistent (see the package doc).
+const (
+	FailpointLaneTaken      = "ring-producer-lane-taken"
+	FailpointReserved       = "ring-producer-reserved"
+	FailpointWriting        = "ring-producer-writing"
+	FailpointPayloadHalf    = "ring-producer-payload-half"
+	FailpointPayloadWritten = "ring-producer-payload-written"
+	FailpointPublished      = "ring-producer-published"
+	FailpointHeadAdvanced   = "ring-producer-head-advanced"
+)
+
+// Producer takes a free lane for this process. It fails with ErrNoLane when
+// every lane belongs to another live producer; callers then spill to spool
+// files. Taking a lane recovers what its previous owner left (see the
+// package doc).
+func (r *Ring) Producer() (*Producer, error) {
+	if err := r.acquire(); err != nil {
+		return nil, err
+	}
+	for lane := 0; lane < r.geo.Lanes; lane++ {
+		r.mu.Lock()
+		if r.lanesHere[lane] {
+			r.mu.Unlock()
+			continue
+		}
+		ok, err := tryLockByte(r.f, int64(r.laneBase(lane)))
+		if err != nil {
+			r.mu.Unlock()
+			r.release()
+			return nil, err
+		}
+		if !ok {
+			r.mu.Unlock()
+			continue
+		}
+		r.lanesHere[lane] = true
+		r.mu.Unlock()
+		p := &Producer{r: r, lane: lane, base: r.laneBase(lane), pid: uint32(os.Getpid())}
+		p.recover()
+		failpoint.Inject(FailpointLaneTaken)
+		return p, nil
+	}
+	r.release()
+	return nil, ErrNoLane
+}
+
+// Lane is the index of the lane this producer owns.
+func (p *Producer) Lane() int { return p.lane }
+
+// recover resumes the lane from its shared control words. Records the dead
+// owner published (READY or later) after its last head update are kept: they
+// are complete, since READY is stored after the payload and its CRC. A record
+// still WRITING was never acknowledged to anyone and is overwritten.
+func (p *Producer) recover() {
+	m := p.r.m
+	p.head = m.u64(p.base + laneHead).Load()
+	p.tail = m.u64(p.base + laneTail).Load()
+	p.dataHead = m.u64(p.base + laneDataHead).Load()
+	p.dataTail = m.u64(p.base + laneDataTail).Load()
+	S := uint64(p.r.geo.SlotsPerLane)
+	if p.head < p.tail || p.head-p.tail > S || p.dataHead < p.dataTail ||
+		p.dataHead-p.dataTail > uint64(p.r.geo.LaneBytes) {
+		// Impossible unless the file was damaged: start the lane afresh
+		// after its last sequence, so stale slots can never match.
+		p.tail, p.dataTail = p.head, p.dataHead
+		if p.dataHead < p.dataTail {
+			p.dataHead = p.dataTail
+		}
+	}
+	for p.head-p.tail < S {
+		off := p.r.slotOff(p.lane, p.head)
+		w := m.u64(off + slotWord).Load()
+		if wordSeq(w) != uint32(p.head) || wordState(w) < stateReady {
+			break
+		}
+		end := m.u64(off+slotData).Load() + uint64(m.u32(off+slotLength).Load())
+		if end > p.dataHead {
+			p.dataHead = end
+		}
+		p.head++
+	}
+	m.u32(p.base + laneOwner).Store(p.pid)
+	p.storeControl()
+}
+
+func (p *Producer) storeControl() {
+	m := p.r.m
+	m.u64(p.base + laneDataHead).Store(p.dataHead)
+	m.u64(p.base + laneDataTail).Store(p.dataTail)
+	m.u64(p.base + laneTail).Store(p.tail)
+	m.u64(p.base + laneHead).Store(p.head)
+}
+
+// reclaim advances the tail over records consumers have finished.
+func (p *Producer) reclaim() {
+	m := p.r.m
+	for p.tail < p.head {
+		off := p.r.slotOff(p.lane, p.tail)
+		w := m.u64(off + slotWord).Load()
+		if wordSeq(w) != uint32(p.tail) || wordState(w) != stateDone {
+			break
+		}
+		p.dataTail = m.u64(off+slotData).Load() + uint64(m.u32(off+slotLength).Load())
+		p.tail++
+	}
+	if p.tail == p.head {
+		p.dataTail = p.dataHead
+	}
+	m.u64(p.base + laneDataTail).Store(p.dataTail)
+	m.u64(p.base + laneTail).Store(p.tail)
+}
+
+// place finds room for n payload bytes: the data position, or false.
+// Payloads are contiguous; one that would cross the end of the data area
+// starts at the next lap instead, wasting the end.
+func (p *Producer) place(n int) (uint64, bool) {
+	D := uint64(p.r.geo.LaneBytes)
+	pos := p.dataHead
+	if pos%D+uint64(n) > D {
+		pos += D - pos%D
+	}
+	if pos+uint64(n)-p.dataTail > D {
+		return 0, false
+	}
+	return pos, true
+}
+
+// Push publishes one record. It never blocks on anything but the lane's
+// in-process mutex: a full lane returns ErrFull and a payload over
+// [Geometry.MaxRecord] returns ErrTooLarge, and the caller spills the task
+// to a spool file. When Push returns nil the record is in the shared
+// mapping and survives the death of any process (and, with Options.Sync, a
+// power loss).
+func (p *Producer) Push(payload []byte) error {
+	if len(payload) > p.r.geo.MaxRecord() {
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(payload), p.r.geo.MaxRecord())
+	}
+	crc := crc32.Checksum(payload, castagnoli)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	m := p.r.m
+	S := uint64(p.r.geo.SlotsPerLane)
+	if p.head-p.tail >= S {
+		p.reclaim()
+		if p.head-p.tail >= S {
+			return ErrFull
+		}
+	}
+	pos, ok := p.place(len(payload))
+	if !ok {
+		p.reclaim()
+		if pos, ok = p.place(len(payload)); !ok {
+			return ErrFull
+		}
+	}
+	failpoint.Inject(FailpointReserved)
+
+	seq := p.head
+	off := p.r.slotOff(p.lane, seq)
+	word := m.u64(off + slotWord)
+	// 1. Mark the slot as being written in this lap. Consumers stop at it.
+	word.Store(slotWordOf(seq, stateWriting, p.pid))
+	failpoint.Inject(FailpointWriting)
+
+	// 2. Copy the payload and its description. Nothing reads them before
+	// step 3, which orders them before the READY word.
+	d := p.r.dataOff(p.lane) + int(pos%uint64(p.r.geo.LaneBytes))
+	half := len(payload) / 2
+	copy(m[d:], payload[:half])
+	failpoint.Inject(FailpointPayloadHalf)
+	copy(m[d+half:], payload[half:])
+	m.u64(off + slotData).Store(pos)
+	m.u32(off + slotLength).Store(uint32(len(payload)))
+	m.u32(off + slotCRC).Store(crc)
+	m.u64(off + slotStamp).Store(uint64(monotonicNanos()))
+	failpoint.Inject(FailpointPayloadWritten)
+
+	// 3. Publish: one aligned 8-byte store. From here on the record exists.
+	word.Store(slotWordOf(seq, stateReady, 0))
+	failpoint.Inject(FailpointPublished)
+
+	// 4. Tell the lane's next owner where we are.
+	p.head = seq + 1
+	p.dataHead = pos + uint64(len(payload))
+	m.u64(p.base + laneDataHead).Store(p.dataHead)
+	m.u64(p.base + laneHead).Store(p.head)
+	failpoint.Inject(FailpointHeadAdvanced)
+
+	if p.r.sync {
+		if err := msync(m); err != nil {
+			return fmt.Errorf("ring %s: msync: %w", p.r.path, err)
+		}
+	}
+	m.u64(offSpooled).Add(1)
+	p.r.wake()
+	return nil
+}
+
+// Close gives the lane back. Records already pushed stay in the ring.
+func (p *Producer) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	p.r.m.u32(p.base + laneOwner).Store(0)
+	r := p.r
+	r.mu.Lock()
+	delete(r.lanesHere, p.lane)
+	err := unlockByte(r.f, int64(p.base))
+	r.mu.Unlock()
+	r.release()
+	return err
+}

@@ -1,0 +1,264 @@
+package ring
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+)
+
+// FileName is the ring's name inside a spool directory. uWSGI ignores it:
+// its spoolers only look at names that start with "uwsgi_spoolfile_on_" (and
+// all-digit names in ordered mode).
+const FileName = "gospool.ring"
+
+// Ring is an open, mapped ring file. It is safe for concurrent use; the
+// producers and consumers made from it must be closed before it.
+type Ring struct {
+	f    *os.File
+	m    mem
+	geo  Geometry
+	path string
+	sync bool
+
+	mu     sync.Mutex
+	users  int
+	closed atomic.Bool
+	// Locks are per open file, and this process uses one open file, so the
+	// kernel cannot keep two owners in this process apart: these can.
+	lanesHere     map[int]bool
+	consumersHere map[int]bool
+}
+
+// Options tune how a ring is opened.
+type Options struct {
+	// Geometry is used when the file has to be created. When the file
+	// exists, a non-zero Geometry must match it (ErrGeometry otherwise).
+	Geometry Geometry
+	// Sync makes every publish msync the mapping, so a task that was
+	// acknowledged survives a power loss, not only a process crash.
+	Sync bool
+}
+
+// Create opens the ring file at path, creating it with opts.Geometry
+// (DefaultGeometry when zero) if it does not exist. Two processes creating
+// the same ring at once get the same file: the header is written to a
+// temporary file that is then linked into place, so nobody ever maps a
+// half-written header.
+func Create(path string, opts Options) (*Ring, error) {
+	g := opts.Geometry
+	if g == (Geometry{}) {
+		g = DefaultGeometry()
+	}
+	if err := g.validate(); err != nil {
+		return nil, fmt.Errorf("ring %s: bad geometry: %v", path, err)
+	}
+	for attempt := 0; ; attempt++ {
+		r, err := Open(path, opts)
+		if err == nil {
+			return r, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) || attempt > 3 {
+			return nil, err
+		}
+		if err := createFile(path, g); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+	}
+}
+
+func createFile(path string, g Geometry) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".gospool.ring.tmp-*")
+	if err != nil {
+		return fmt.Errorf("ring %s: cannot create it in %s: %w (check the directory exists and is writable)", path, dir, err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	h := make([]byte, headerSize)
+	g.encodeHeader(h)
+	if _, err := tmp.WriteAt(h, 0); err != nil {
+		return fmt.Errorf("ring %s: write header: %w", path, err)
+	}
+	// The rest of the file is sparse zeros: every slot starts "empty".
+	if err := tmp.Truncate(int64(g.fileSize())); err != nil {
+		return fmt.Errorf("ring %s: size the file to %d bytes: %w", path, g.fileSize(), err)
+	}
+	if err := tmp.Chmod(0o600); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("ring %s: sync: %w", path, err)
+	}
+	// link, unlike rename, fails when the name exists: the first creator wins.
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fs.ErrExist
+		}
+		return fmt.Errorf("ring %s: %w", path, err)
+	}
+	return nil
+}
+
+// Open maps an existing ring file and checks its header: a file that is not
+// a ring, of another version, corrupt or truncated is an error that says so,
+// never a crash.
+func Open(path string, opts Options) (*Ring, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	r, err := openFile(f, opts)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("ring %s: %w", path, err)
+	}
+	r.path = path
+	return r, nil
+}
+
+// OpenFile maps a ring from an already open file (one inherited from a
+// master process, say). The Ring takes ownership of f.
+func OpenFile(f *os.File, opts Options) (*Ring, error) {
+	r, err := openFile(f, opts)
+	if err != nil {
+		return nil, fmt.Errorf("ring %s: %w", f.Name(), err)
+	}
+	r.path = f.Name()
+	return r, nil
+}
+
+func openFile(f *os.File, opts Options) (*Ring, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	h := make([]byte, headerSize)
+	n, err := f.ReadAt(h, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	g, err := decodeHeader(h[:n], st.Size())
+	if err != nil {
+		if errors.Is(err, ErrTruncated) || errors.Is(err, ErrCorruptHeader) {
+			return nil, fmt.Errorf("%w (remove it when no gospool process uses it; tasks in it are lost, spool files are not)", err)
+		}
+		return nil, err
+	}
+	if opts.Geometry != (Geometry{}) && opts.Geometry != g {
+		return nil, fmt.Errorf("%w: file has %+v, asked for %+v", ErrGeometry, g, opts.Geometry)
+	}
+	m, err := mmapFile(f, g.fileSize())
+	if err != nil {
+		return nil, err
+	}
+	return &Ring{f: f, m: m, geo: g, sync: opts.Sync, lanesHere: map[int]bool{}, consumersHere: map[int]bool{}}, nil
+}
+
+// Path is the file the ring was opened from.
+func (r *Ring) Path() string { return r.path }
+
+// Geometry is the shape of the ring as its header says.
+func (r *Ring) Geometry() Geometry { return r.geo }
+
+// File returns the ring's open file, to hand to a child process.
+func (r *Ring) File() *os.File { return r.f }
+
+// Close unmaps the ring. It fails while producers or consumers made from it
+// are still open, since their pointers into the mapping would dangle.
+func (r *Ring) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed.Load() {
+		return nil
+	}
+	if r.users > 0 {
+		return fmt.Errorf("ring %s: close with %d producers or consumers still open", r.path, r.users)
+	}
+	r.closed.Store(true)
+	return errors.Join(munmap(r.m), r.f.Close())
+}
+
+func (r *Ring) acquire() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	r.users++
+	return nil
+}
+
+func (r *Ring) release() {
+	r.mu.Lock()
+	r.users--
+	r.mu.Unlock()
+}
+
+func (r *Ring) laneBase(lane int) int { return headerSize + lane*r.geo.stride() }
+func (r *Ring) slotOff(lane int, seq uint64) int {
+	return r.laneBase(lane) + r.geo.slotsOffset() + int(seq&uint64(r.geo.SlotsPerLane-1))*slotSize
+}
+func (r *Ring) dataOff(lane int) int { return r.laneBase(lane) + r.geo.dataOffset() }
+func (r *Ring) consumerOff(i int) int { return consumerBase + i*consumerSize }
+
+// Counter names a live counter in the ring header.
+type Counter int
+
+// The counters [Ring.Add] and [Stats] know.
+const (
+	Spooled Counter = iota
+	Spilled
+	Done
+	Retried
+	Failed
+	Ignored
+	Corrupt
+)
+
+var counterOffsets = [...]int{Spooled: offSpooled, Spilled: offSpilled, Done: offDone,
+	Retried: offRetried, Failed: offFailed, Ignored: offIgnored, Corrupt: offCorrupt}
+
+// Add adds n to a live counter in the header.
+func (r *Ring) Add(c Counter, n uint64) { r.m.u64(counterOffsets[c]).Add(n) }
+
+// NoteSpill records that a task went to a spool file instead of the ring and
+// wakes a sleeping consumer so that it rescans the directory at once.
+func (r *Ring) NoteSpill() {
+	r.m.u64(offSpilled).Add(1)
+	r.m.u32(offFileSeq).Add(1)
+	r.wake()
+}
+
+// FileSeq changes every time a producer spills a task to the directory.
+func (r *Ring) FileSeq() uint32 { return r.m.u32(offFileSeq).Load() }
+
+// wake is the producer's half of the sleep protocol (see Consumer.Wait).
+// Go's atomics are sequentially consistent: either the consumer's re-check
+// after raising sleepers sees our publish, or our load of sleepers sees its
+// raise, so a wake-up is never lost. When nobody sleeps it costs one load.
+func (r *Ring) wake() {
+	if r.m.u32(offSleepers).Load() == 0 {
+		return
+	}
+	r.m.u32(offWakeSeq).Add(1)
+	futexWake(r.m.addr(offWakeSeq), 1)
+}
+
+// HasLiveConsumer reports whether some process other than this one's own
+// consumers holds a consumer entry, i.e. a gospool spooler serves the ring.
+func (r *Ring) HasLiveConsumer() bool {
+	for i := 0; i < r.geo.Consumers; i++ {
+		if held, err := byteLockedByOther(r.f, int64(r.consumerOff(i))); err == nil && held {
+			return true
+		}
+	}
+	return false
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

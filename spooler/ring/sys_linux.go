@@ -1,0 +1,93 @@
+package ring
+
+import (
+	"errors"
+	"os"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Locks on the ring file are Linux open-file-description (OFD) record locks
+// on single bytes. They belong to the open file, not to the process, so two
+// owners in one process conflict like two processes do, and the kernel drops
+// them when the last descriptor of the open file closes, which includes the
+// death of the process by any signal. They also conflict with classic POSIX
+// locks (fcntl F_SETLK, Python's fcntl.lockf), so a Python producer that
+// takes a lane with lockf is a peer of a Go one.
+
+// tryLockByte takes an exclusive lock on one byte without waiting. It
+// reports false when another open file holds it.
+func tryLockByte(f *os.File, off int64) (bool, error) {
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: off, Len: 1}
+	err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
+		return false, nil
+	}
+	return false, &os.PathError{Op: "lock", Path: f.Name(), Err: err}
+}
+
+func unlockByte(f *os.File, off int64) error {
+	lk := unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: off, Len: 1}
+	return unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
+}
+
+// byteLockedByOther reports whether an open file other than f holds a lock
+// on the byte.
+func byteLockedByOther(f *os.File, off int64) (bool, error) {
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: off, Len: 1}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
+		return false, &os.PathError{Op: "getlk", Path: f.Name(), Err: err}
+	}
+	return lk.Type != unix.F_UNLCK, nil
+}
+
+// Futex operations (linux/futex.h), without FUTEX_PRIVATE_FLAG.
+const (
+	futexOpWait = 0
+	futexOpWake = 1
+)
+
+// futexWait sleeps while the shared word at addr equals val, at most d.
+// Spurious and early returns are fine: callers re-check their condition.
+// The futex is not FUTEX_PRIVATE: the word lives in a MAP_SHARED file
+// mapping and waiters and wakers are different processes.
+func futexWait(addr unsafe.Pointer, val uint32, d time.Duration) {
+	ts := unix.NsecToTimespec(d.Nanoseconds())
+	// unsafe: addr points into the live shared mapping (see mem.addr).
+	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(addr), futexOpWait, uintptr(val),
+		uintptr(unsafe.Pointer(&ts)), 0, 0)
+}
+
+// futexWake wakes up to n processes sleeping on the word at addr.
+func futexWake(addr unsafe.Pointer, n int) {
+	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(addr), futexOpWake, uintptr(n), 0, 0, 0)
+}
+
+// monotonicNanos reads CLOCK_MONOTONIC, the clock every process of the
+// machine shares, for the publish stamp of a record.
+func monotonicNanos() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}
+
+// MonotonicNanos is CLOCK_MONOTONIC in nanoseconds, comparable with
+// [Record.Stamp] across processes.
+func MonotonicNanos() int64 { return monotonicNanos() }
+
+func mmapFile(f *os.File, size int) (mem, error) {
+	b, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, &os.PathError{Op: "mmap", Path: f.Name(), Err: err}
+	}
+	return mem(b), nil
+}
+
+func munmap(m mem) error { return unix.Munmap(m) }
+
+func msync(m mem) error { return unix.Msync(m, unix.MS_SYNC) }
