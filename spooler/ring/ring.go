@@ -204,7 +204,7 @@ func (r *Ring) laneBase(lane int) int { return headerSize + lane*r.geo.stride() 
 func (r *Ring) slotOff(lane int, seq uint64) int {
 	return r.laneBase(lane) + r.geo.slotsOffset() + int(seq&uint64(r.geo.SlotsPerLane-1))*slotSize
 }
-func (r *Ring) dataOff(lane int) int { return r.laneBase(lane) + r.geo.dataOffset() }
+func (r *Ring) dataOff(lane int) int  { return r.laneBase(lane) + r.geo.dataOffset() }
 func (r *Ring) consumerOff(i int) int { return consumerBase + i*consumerSize }
 
 // Counter names a live counter in the ring header.
@@ -231,6 +231,13 @@ func (r *Ring) Add(c Counter, n uint64) { r.m.u64(counterOffsets[c]).Add(n) }
 // wakes a sleeping consumer so that it rescans the directory at once.
 func (r *Ring) NoteSpill() {
 	r.m.u64(offSpilled).Add(1)
+	r.NoteFile()
+}
+
+// NoteFile tells consumers that a spool file appeared in the directory (a
+// retry, say), so that they rescan it at once instead of at their next
+// periodic scan.
+func (r *Ring) NoteFile() {
 	r.m.u32(offFileSeq).Add(1)
 	r.wake()
 }
@@ -262,3 +269,9 @@ func (r *Ring) HasLiveConsumer() bool {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// WakeAll wakes every consumer sleeping on the ring, for a shutdown.
+func (r *Ring) WakeAll() {
+	r.m.u32(offWakeSeq).Add(1)
+	futexWake(r.m.addr(offWakeSeq), 1<<30)
+}

@@ -268,3 +268,20 @@ func (t *Task) String() string {
 	b.WriteByte('}')
 	return b.String()
 }
+
+// Keys that name a task's function: uwsgidecorators writes ud_spool_func;
+// Go producers usually write task.
+const (
+	KeyFunc = "ud_spool_func"
+	KeyTask = "task"
+)
+
+// Name is the name handlers are chosen by: the `ud_spool_func` key that
+// uwsgidecorators writes when present, else the `task` key, else "".
+func (t *Task) Name() string {
+	if v, ok := t.Get(KeyFunc); ok {
+		return string(v)
+	}
+	v, _ := t.Get(KeyTask)
+	return string(v)
+}

@@ -1,0 +1,79 @@
+package spooler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// HandlerFunc runs one task. Its error decides what happens to the task, in
+// uWSGI's terms:
+//
+//   - nil: OK (SPOOL_OK, -2), the task is done and deleted;
+//   - [ErrIgnore]: IGNORE (SPOOL_IGNORE, 0), not this handler's task: it is
+//     kept as a spool file for another spooler (uWSGI or gospool);
+//   - any other error, or a panic: RETRY (SPOOL_RETRY, -1), the task runs
+//     again later with exponential backoff; the error is logged.
+//
+// ctx is cancelled when the spooler shuts down; a handler that returns
+// ctx.Err() then has its task retried.
+type HandlerFunc func(ctx context.Context, t *Task) error
+
+// ErrIgnore is returned by a handler that does not take the task.
+var ErrIgnore = errors.New("spooler: task ignored by its handler")
+
+// ResultHandler adapts a handler written with uWSGI's return codes: OK is
+// done, Ignore is ignored, and Retry or any other value is retried.
+func ResultHandler(fn func(ctx context.Context, t *Task) Result) HandlerFunc {
+	return func(ctx context.Context, t *Task) error {
+		switch r := fn(ctx, t); r {
+		case OK:
+			return nil
+		case Ignore:
+			return ErrIgnore
+		case Retry:
+			return errRetryCode
+		default:
+			return fmt.Errorf("handler returned %d, which uWSGI treats as SPOOL_RETRY", int(r))
+		}
+	}
+}
+
+// errRetryCode is a plain SPOOL_RETRY: a retry, but not a failure.
+var errRetryCode = errors.New("handler returned SPOOL_RETRY")
+
+// ResultOf maps a handler's error to the uWSGI result it stands for.
+func ResultOf(err error) Result {
+	switch {
+	case err == nil:
+		return OK
+	case errors.Is(err, ErrIgnore):
+		return Ignore
+	}
+	return Retry
+}
+
+// Info describes the task a handler is running; see [TaskInfo].
+type Info struct {
+	// Name is the spool file's bare name, as uWSGI's spooler_task_name, or
+	// "ring:LANE:SEQ" for a task taken from the ring.
+	Name string
+	// Path is the spool file's absolute path, or the ring's path plus
+	// "#LANE:SEQ".
+	Path string
+	// Attempt is 1 on the first run, 2 on the first retry, and so on. It is
+	// kept in the names of retried spool files, so it survives restarts.
+	Attempt int
+	// Spooled is when the producer published the task, for ring tasks
+	// (zero for files).
+	Spooled time.Time
+}
+
+type infoKey struct{}
+
+// TaskInfo returns the description of the task whose handler received ctx.
+func TaskInfo(ctx context.Context) Info {
+	i, _ := ctx.Value(infoKey{}).(Info)
+	return i
+}

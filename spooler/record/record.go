@@ -1,0 +1,170 @@
+// Package record is the byte format of a task inside the ring: msgpack, so
+// that a Python producer with a small encoder of its own is a peer of the Go
+// one.
+//
+// # Format
+//
+// A record is one msgpack array of three elements:
+//
+//	[ version , pairs , body ]
+//	  version  positive fixint 1
+//	  pairs    array of 2n bin values: key1, value1, key2, value2, ...
+//	           (an array, not a map: order and duplicate keys are kept)
+//	  body     bin, or nil when the task has no body
+//
+//	example: {"task": "resize"}, no body
+//	93 01 92 c4 04 74 61 73 6b c4 06 72 65 73 69 7a 65 c0
+//	|  |  |  '-- bin8 len 4 "task"  '-- bin8 len 6 "resize"  '-- nil
+//	|  |  '-- array of 2
+//	|  '-- version 1
+//	'-- array of 3
+//
+// Producers must write keys and values as msgpack bin (0xc4-0xc6); the
+// decoder also accepts str (0xa0-0xbf, 0xd9-0xdb) so that a producer in a
+// language whose msgpack library prefers str still works. Integrity is the
+// ring's job (a CRC-32C per record), not this format's.
+package record
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/gospool/gospool/spooler/task"
+)
+
+// Version is the format version written in every record.
+const Version = 1
+
+// ErrFormat is wrapped by every decoding error.
+var ErrFormat = errors.New("not a gospool ring record")
+
+type encoderState struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+var encoders = sync.Pool{New: func() any {
+	s := &encoderState{}
+	s.enc = msgpack.NewEncoder(&s.buf)
+	return s
+}}
+
+// Append encodes t and appends the record to dst.
+func Append(dst []byte, t *task.Task) ([]byte, error) {
+	s := encoders.Get().(*encoderState)
+	defer encoders.Put(s)
+	s.buf.Reset()
+	e := s.enc
+	err := errors.Join(
+		e.EncodeArrayLen(3),
+		e.EncodeInt(Version),
+		e.EncodeArrayLen(2*len(t.Pairs)),
+	)
+	for _, p := range t.Pairs {
+		err = errors.Join(err, e.EncodeBytes(p.Key), e.EncodeBytes(p.Value))
+	}
+	if t.Body == nil {
+		err = errors.Join(err, e.EncodeNil())
+	} else {
+		err = errors.Join(err, e.EncodeBytes(t.Body))
+	}
+	if err != nil {
+		return dst, fmt.Errorf("record: encode: %w", err)
+	}
+	return append(dst, s.buf.Bytes()...), nil
+}
+
+type decoderState struct {
+	rd  bytes.Reader
+	dec *msgpack.Decoder
+}
+
+var decoders = sync.Pool{New: func() any {
+	s := &decoderState{}
+	s.dec = msgpack.NewDecoder(&s.rd)
+	return s
+}}
+
+// Decode parses a record. The task it returns owns its memory: payload is
+// copied once, and keys, values and body are slices of that copy, so the
+// caller may release the ring slot as soon as Decode returns.
+func Decode(payload []byte) (*task.Task, error) {
+	data := bytes.Clone(payload)
+	s := decoders.Get().(*decoderState)
+	defer decoders.Put(s)
+	s.rd.Reset(data)
+	s.dec.Reset(&s.rd)
+	d := s.dec
+	fail := func(what string, err error) (*task.Task, error) {
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrFormat, what, err)
+		}
+		return nil, fmt.Errorf("%w: %s", ErrFormat, what)
+	}
+	n, err := d.DecodeArrayLen()
+	if err != nil || n != 3 {
+		return fail(fmt.Sprintf("want an array of 3, got %d", n), err)
+	}
+	v, err := d.DecodeInt()
+	if err != nil || v != Version {
+		return fail(fmt.Sprintf("version %d, want %d", v, Version), err)
+	}
+	n, err = d.DecodeArrayLen()
+	if err != nil || n < 0 || n%2 != 0 {
+		return fail(fmt.Sprintf("pairs: want an even-length array, got %d", n), err)
+	}
+	// Each element takes at least one byte, so n is bounded by the input.
+	if n > len(data) {
+		return fail("pairs: more elements than bytes", nil)
+	}
+	// bytesAt returns the next bin or str value as a slice of data.
+	bytesAt := func() ([]byte, error) {
+		code, err := d.PeekCode()
+		if err != nil {
+			return nil, err
+		}
+		if code == 0xc0 { // nil
+			return nil, d.Skip()
+		}
+		l, err := d.DecodeBytesLen()
+		if err != nil {
+			// DecodeBytesLen accepts bin and str alike.
+			return nil, err
+		}
+		if l < 0 || l > s.rd.Len() {
+			return nil, io.ErrUnexpectedEOF
+		}
+		pos := len(data) - s.rd.Len()
+		if _, err := s.rd.Seek(int64(l), io.SeekCurrent); err != nil {
+			return nil, err
+		}
+		return data[pos : pos+l : pos+l], nil
+	}
+	t := &task.Task{Pairs: make([]task.Pair, n/2)}
+	for i := range t.Pairs {
+		k, err := bytesAt()
+		if err != nil || len(k) == 0 {
+			return fail(fmt.Sprintf("key %d", i), err)
+		}
+		val, err := bytesAt()
+		if err != nil {
+			return fail(fmt.Sprintf("value of %q", k), err)
+		}
+		if val == nil {
+			val = []byte{}
+		}
+		t.Pairs[i] = task.Pair{Key: k, Value: val}
+	}
+	if t.Body, err = bytesAt(); err != nil {
+		return fail("body", err)
+	}
+	if s.rd.Len() != 0 {
+		return fail(fmt.Sprintf("%d bytes after the record", s.rd.Len()), nil)
+	}
+	return t, nil
+}

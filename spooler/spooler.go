@@ -1,0 +1,538 @@
+package spooler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gospool/gospool/spooler/record"
+	"github.com/gospool/gospool/spooler/ring"
+	"github.com/gospool/gospool/spooler/spoolfile"
+	"github.com/gospool/gospool/spooler/task"
+)
+
+// Task, Pair and Result are the task model of package task, repeated here
+// so that handler code needs one import.
+type (
+	Task   = task.Task
+	Pair   = task.Pair
+	Result = task.Result
+)
+
+// uWSGI's result codes.
+const (
+	OK     = task.OK
+	Retry  = task.Retry
+	Ignore = task.Ignore
+)
+
+// Special keys, as in uWSGI.
+const (
+	KeySpooler  = task.KeySpooler
+	KeyPriority = task.KeyPriority
+	KeyAt       = task.KeyAt
+	KeyBody     = task.KeyBody
+)
+
+// QuarantineDir is the sub-directory of a spool directory where files that
+// cannot be parsed are moved, with a log line. uWSGI deletes them; gospool
+// keeps the evidence. uWSGI never scans it (its name is not all digits).
+const QuarantineDir = "gospool-quarantine"
+
+// ErrMaxTasks is returned by Run after Config.MaxTasks tasks, so that a
+// supervisor replaces the process, as uWSGI's spooler-max-tasks does.
+var ErrMaxTasks = errors.New("spooler: maximum number of tasks reached")
+
+// Config configures a Spooler. Only Dir is required.
+type Config struct {
+	// Dir is the spool directory; it is created (mode 0750, as uWSGI does)
+	// when missing.
+	Dir string
+	// Concurrency is how many tasks this process runs at once (default 1).
+	Concurrency int
+	// Frequency is the period of the safety scan of the directory
+	// (uWSGI's spooler-frequency, default 30s). Spilled and retried tasks
+	// are picked up without waiting for it. 0 turns the periodic scan off.
+	Frequency time.Duration
+	// RetryDelay is the wait before the first retry (default 1s); it doubles
+	// on every further attempt, with ±20% jitter, up to RetryMaxDelay
+	// (default 5m).
+	RetryDelay, RetryMaxDelay time.Duration
+	// MaxTasks makes Run return ErrMaxTasks after that many tasks (0: never).
+	MaxTasks int
+	// Spin is how long an idle spooler polls the ring before it sleeps on
+	// the futex (default 50µs). BusyPoll never sleeps: lowest latency, one
+	// CPU burnt.
+	Spin     time.Duration
+	BusyPoll bool
+	// Quiet silences the per-task log lines, as uWSGI's spooler-quiet.
+	Quiet bool
+	// Logger receives the log lines (default: standard error, no prefix).
+	Logger *log.Logger
+	// Ring configures the ring file created in Dir.
+	Ring ring.Options
+	// ReleaseInterval is how often the spooler looks for records claimed by
+	// dead consumer processes (default 1s).
+	ReleaseInterval time.Duration
+}
+
+// Spooler runs handlers for the tasks of one spool directory: those in its
+// ring and its uWSGI spool files. Register handlers, then call Run.
+type Spooler struct {
+	cfg      Config
+	dir      string
+	log      *log.Logger
+	handlers map[string]HandlerFunc
+	fallback HandlerFunc
+
+	// Set by Run.
+	ring  *ring.Ring
+	cons  *ring.Consumer
+	files *spoolfile.Writer
+	tasks int
+}
+
+// New checks cfg and prepares a Spooler; Run starts it.
+func New(cfg Config) (*Spooler, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("spooler: Config.Dir is empty; name the spool directory")
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = 1
+	}
+	if cfg.Concurrency < 0 {
+		return nil, fmt.Errorf("spooler: Concurrency %d: want 1 or more", cfg.Concurrency)
+	}
+	if cfg.Frequency < 0 {
+		return nil, fmt.Errorf("spooler: Frequency %v: must be 0 (off) or more", cfg.Frequency)
+	}
+	if cfg.RetryDelay <= 0 {
+		cfg.RetryDelay = time.Second
+	}
+	if cfg.RetryMaxDelay <= 0 {
+		cfg.RetryMaxDelay = 5 * time.Minute
+	}
+	if cfg.Spin == 0 {
+		cfg.Spin = 50 * time.Microsecond
+	}
+	if cfg.ReleaseInterval <= 0 {
+		cfg.ReleaseInterval = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = log.New(os.Stderr, "", 0)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("spooler: spool directory %s: %w", cfg.Dir, err)
+	}
+	dir, err := filepath.EvalSymlinks(cfg.Dir)
+	if err == nil {
+		dir, err = filepath.Abs(dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("spooler: spool directory %s: %w", cfg.Dir, err)
+	}
+	return &Spooler{cfg: cfg, dir: dir, log: cfg.Logger, handlers: map[string]HandlerFunc{}}, nil
+}
+
+// Dir is the spool directory, absolute with symlinks resolved.
+func (s *Spooler) Dir() string { return s.dir }
+
+// Handle registers fn for tasks whose name ([task.Task.Name]: the
+// ud_spool_func key, else the task key) is name. Call before Run.
+func (s *Spooler) Handle(name string, fn HandlerFunc) { s.handlers[name] = fn }
+
+// HandleDefault registers fn for tasks no named handler takes.
+func (s *Spooler) HandleDefault(fn HandlerFunc) { s.fallback = fn }
+
+func (s *Spooler) handlerFor(t *Task) HandlerFunc {
+	if fn, ok := s.handlers[t.Name()]; ok {
+		return fn
+	}
+	return s.fallback
+}
+
+func (s *Spooler) logf(format string, args ...any) {
+	s.log.Printf("[spooler %s pid: %d] "+format, append([]any{s.dir, os.Getpid()}, args...)...)
+}
+
+// job is one task to run: from the ring (rec) or from a locked file (file).
+type job struct {
+	rec  ring.Record
+	file *spoolfile.File
+	name string
+}
+
+// Run serves the directory until ctx is cancelled, then lets running
+// handlers see the cancellation, waits for them and returns nil. It returns
+// ErrMaxTasks after Config.MaxTasks tasks.
+func (s *Spooler) Run(ctx context.Context) error {
+	r, err := ring.Create(filepath.Join(s.dir, ring.FileName), s.cfg.Ring)
+	if err != nil {
+		return fmt.Errorf("spooler: %w", err)
+	}
+	defer r.Close()
+	cons, err := r.Consumer()
+	if err != nil {
+		return fmt.Errorf("spooler: %s: %w (stop a spooler, or create the ring with more consumers)", r.Path(), err)
+	}
+	defer cons.Close()
+	files, err := spoolfile.NewWriter(s.dir, spoolfile.WriterOptions{Sync: s.cfg.Ring.Sync})
+	if err != nil {
+		return fmt.Errorf("spooler: %w", err)
+	}
+	s.ring, s.cons, s.files = r, cons, files
+
+	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
+	stopWaker := context.AfterFunc(ctx, r.WakeAll)
+	defer stopWaker()
+
+	var (
+		sem     = make(chan struct{}, s.cfg.Concurrency)
+		wg      sync.WaitGroup
+		ignored = map[string]bool{} // files no handler took, until the next periodic scan
+		due     []string            // files found due by the last scan, not yet tried
+		nextDue time.Time           // earliest future mtime seen by the last scan
+		scanAt  = time.Now()        // next periodic scan
+		release = time.Now().Add(s.cfg.ReleaseInterval)
+		rescan  = true
+		stopErr error
+	)
+	dispatch := func(j job) {
+		if s.cfg.Concurrency == 1 {
+			s.run(handlerCtx, j, ignored)
+			<-sem
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.run(handlerCtx, j, nil)
+			<-sem
+		}()
+	}
+	for ctx.Err() == nil && stopErr == nil {
+		now := time.Now()
+		if now.After(release) {
+			if n := cons.ReleaseDead(); n > 0 {
+				s.log.Printf("[spooler %s] %d task(s) of a dead spooler process put back in the ring", s.dir, n)
+			}
+			release = now.Add(s.cfg.ReleaseInterval)
+		}
+		if s.cfg.Frequency > 0 && !now.Before(scanAt) {
+			clear(ignored)
+			rescan = true
+			scanAt = now.Add(s.cfg.Frequency)
+		}
+		if cons.FileSeqChanged() || (!nextDue.IsZero() && !now.Before(nextDue)) {
+			rescan = true
+		}
+		if rescan {
+			rescan = false
+			due, nextDue = s.scan(ignored)
+		}
+
+		if s.cfg.MaxTasks > 0 && s.tasks >= s.cfg.MaxTasks {
+			s.log.Printf("[spooler %s pid: %d] maximum number of tasks reached (%d) recycling ...", s.dir, os.Getpid(), s.tasks)
+			stopErr = ErrMaxTasks
+			break
+		}
+		// Wait for a free slot, then take work: ring records first (the hot
+		// path), then due files.
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
+		if j, ok := s.take(&due, ignored); ok {
+			s.tasks++
+			dispatch(j)
+			continue
+		}
+		<-sem
+		wait := min(time.Until(release), time.Second)
+		if s.cfg.Frequency > 0 {
+			wait = min(wait, time.Until(scanAt))
+		}
+		if !nextDue.IsZero() {
+			wait = min(wait, time.Until(nextDue))
+		}
+		if wait > 0 {
+			spin := s.cfg.Spin
+			if s.cfg.BusyPoll {
+				spin = wait
+			}
+			cons.Wait(wait, spin)
+		}
+	}
+	cancelHandlers()
+	wg.Wait()
+	return stopErr
+}
+
+// take claims the next ring record, or locks the next due file.
+func (s *Spooler) take(due *[]string, ignored map[string]bool) (job, bool) {
+	for {
+		rec, ok, err := s.cons.Claim()
+		if err != nil {
+			s.log.Printf("[spooler %s] %v", s.dir, err)
+			continue
+		}
+		if ok {
+			return job{rec: rec, name: rec.String()}, true
+		}
+		return s.nextFile(due, ignored)
+	}
+}
+
+// scan lists the directory: names with uWSGI's prefix whose mtime (their
+// `at`) has come, oldest first, and the earliest mtime still in the future.
+func (s *Spooler) scan(ignored map[string]bool) (due []string, nextDue time.Time) {
+	d, err := os.Open(s.dir)
+	if err != nil {
+		s.log.Printf("[spooler %s] cannot read the spool directory: %v", s.dir, err)
+		return nil, time.Time{}
+	}
+	defer d.Close()
+	now := time.Now()
+	type entry struct {
+		name  string
+		mtime time.Time
+	}
+	var ready []entry
+	for {
+		ents, err := d.ReadDir(1024)
+		for _, e := range ents {
+			name := e.Name()
+			if !strings.HasPrefix(name, spoolfile.Prefix) || ignored[name] {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+			if mt := fi.ModTime(); mt.After(now) {
+				if nextDue.IsZero() || mt.Before(nextDue) {
+					nextDue = mt
+				}
+				continue
+			}
+			ready = append(ready, entry{name, fi.ModTime()})
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				s.log.Printf("[spooler %s] reading the spool directory: %v", s.dir, err)
+			}
+			break
+		}
+	}
+	sort.Slice(ready, func(i, j int) bool { return ready[i].mtime.Before(ready[j].mtime) })
+	due = make([]string, len(ready))
+	for i, e := range ready {
+		due[i] = e.name
+	}
+	return due, nextDue
+}
+
+// nextFile locks the next due file that nobody else runs.
+func (s *Spooler) nextFile(due *[]string, ignored map[string]bool) (job, bool) {
+	for len(*due) > 0 {
+		name := (*due)[0]
+		*due = (*due)[1:]
+		if ignored[name] {
+			continue
+		}
+		f, err := spoolfile.Open(filepath.Join(s.dir, name))
+		switch {
+		case err == nil:
+			if f.ModTime().After(time.Now()) {
+				// Re-timed (retried) since the scan: not due yet.
+				f.Close()
+				continue
+			}
+			return job{file: f, name: name}, true
+		case errors.Is(err, spoolfile.ErrLocked), errors.Is(err, fs.ErrNotExist):
+			// Another spooler runs it, or ran it already.
+		case errors.Is(err, spoolfile.ErrShortHeader):
+			// Still being written (uWSGI's accepted race); the next scan sees it.
+		default:
+			s.log.Printf("[spooler %s] %v", s.dir, err)
+		}
+	}
+	return job{}, false
+}
+
+// attemptOf reads the attempt number a retried file carries in its name.
+func attemptOf(name string) int {
+	i := strings.LastIndex(name, retrySuffix)
+	if i < 0 {
+		return 1
+	}
+	n, err := strconv.Atoi(name[i+len(retrySuffix):])
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n + 1
+}
+
+// retrySuffix ends the name of a retried spool file, followed by how many
+// attempts were made. uWSGI ignores everything after its prefix, so such a
+// file is an ordinary spool file to it.
+const retrySuffix = ".retry"
+
+// backoff is the wait before attempt+1, after attempt failed.
+func (s *Spooler) backoff(attempt int) time.Duration {
+	d := s.cfg.RetryDelay
+	for i := 1; i < attempt && d < s.cfg.RetryMaxDelay; i++ {
+		d *= 2
+	}
+	d = min(d, s.cfg.RetryMaxDelay)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// run executes one job and settles its task.
+func (s *Spooler) run(ctx context.Context, j job, ignored map[string]bool) {
+	info := Info{Name: j.name, Attempt: 1}
+	var t *Task
+	var err error
+	if j.file != nil {
+		info.Path = j.file.Path()
+		info.Attempt = attemptOf(j.name)
+		t, err = j.file.Task()
+		if err != nil {
+			s.quarantine(j.file, err)
+			return
+		}
+	} else {
+		info.Path = s.ring.Path() + "#" + strings.TrimPrefix(j.name, "ring:")
+		info.Spooled = time.Now().Add(-time.Duration(ring.MonotonicNanos() - j.rec.Stamp))
+		t, err = record.Decode(j.rec.Payload)
+		if err != nil {
+			s.ring.Add(ring.Corrupt, 1)
+			s.log.Printf("[spooler %s] %s: %v; dropped, not run", s.dir, j.name, err)
+			_ = s.cons.Done(j.rec)
+			return
+		}
+	}
+	if !s.cfg.Quiet {
+		s.logf("managing request %s ...", j.name)
+	}
+	start := time.Now()
+	herr := s.call(context.WithValue(ctx, infoKey{}, info), t)
+	res := ResultOf(herr)
+	switch res {
+	case OK:
+		s.ring.Add(ring.Done, 1)
+		if !s.cfg.Quiet {
+			s.logf("done with task %s after %d seconds", j.name, int(time.Since(start).Seconds()))
+		}
+		s.settle(j, nil, "")
+	case Ignore:
+		s.ring.Add(ring.Ignored, 1)
+		s.logf("unable to find the spooler function for %s (task %q), have you registered a handler for it? keeping it", j.name, t.Name())
+		if ignored != nil && j.file != nil {
+			ignored[j.name] = true
+		}
+		if j.file != nil {
+			j.file.Close()
+			return
+		}
+		s.settle(j, t, "") // out of the ring, into a file another spooler can take
+	default:
+		s.ring.Add(ring.Retried, 1)
+		if herr != nil && !errors.Is(herr, errRetryCode) {
+			s.ring.Add(ring.Failed, 1)
+		}
+		delay := s.backoff(info.Attempt)
+		s.logf("task %s attempt %d failed: %v; retry in %v", j.name, info.Attempt, herr, delay.Round(time.Millisecond))
+		retry := t.Clone()
+		s.settleRetry(j, retry, info.Attempt, time.Now().Add(delay))
+	}
+}
+
+// call runs the handler; a panic becomes an error, logged with its stack.
+func (s *Spooler) call(ctx context.Context, t *Task) (err error) {
+	fn := s.handlerFor(t)
+	if fn == nil {
+		return ErrIgnore
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Printf("[spooler %s pid: %d] handler panicked: %v\n%s", s.dir, os.Getpid(), p, debug.Stack())
+			err = fmt.Errorf("handler panicked: %v", p)
+		}
+	}()
+	return fn(ctx, t)
+}
+
+// settle finishes a job: a ring record is marked done, a file removed. When
+// keep is non-nil the task is first written as a spool file due now.
+func (s *Spooler) settle(j job, keep *Task, suffix string) {
+	if keep != nil {
+		if _, err := s.files.WriteNamed(keep, time.Time{}, suffix); err != nil {
+			s.log.Printf("[spooler %s] cannot write %s back as a spool file: %v; it stays in the ring", s.dir, j.name, err)
+			s.giveBack(j)
+			return
+		}
+		s.ring.NoteFile()
+	}
+	if j.file != nil {
+		if err := j.file.Remove(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Printf("[spooler %s] remove %s: %v", s.dir, j.name, err)
+		}
+		return
+	}
+	if err := s.cons.Done(j.rec); err != nil {
+		s.log.Printf("[spooler %s] %v", s.dir, err)
+	}
+}
+
+func (s *Spooler) settleRetry(j job, t *Task, attempt int, at time.Time) {
+	if _, err := s.files.WriteNamed(t, at, retrySuffix+strconv.Itoa(attempt)); err != nil {
+		s.log.Printf("[spooler %s] cannot write the retry of %s: %v; it will run again from where it is", s.dir, j.name, err)
+		s.giveBack(j)
+		return
+	}
+	s.ring.NoteFile()
+	s.settle(j, nil, "")
+}
+
+// giveBack leaves a task where it was, for another try.
+func (s *Spooler) giveBack(j job) {
+	if j.file != nil {
+		j.file.Close()
+		return
+	}
+	if err := s.cons.Release(j.rec); err != nil {
+		s.log.Printf("[spooler %s] %v", s.dir, err)
+	}
+}
+
+// quarantine moves a file that cannot be parsed out of the way, keeping it.
+func (s *Spooler) quarantine(f *spoolfile.File, cause error) {
+	defer f.Close()
+	qdir := filepath.Join(s.dir, QuarantineDir)
+	if err := os.MkdirAll(qdir, 0o750); err != nil {
+		s.log.Printf("[spooler %s] %v; cannot create %s to move it aside: %v", s.dir, cause, qdir, err)
+		return
+	}
+	dst := filepath.Join(qdir, filepath.Base(f.Path()))
+	if err := os.Rename(f.Path(), dst); err != nil {
+		s.log.Printf("[spooler %s] %v; cannot move it aside: %v", s.dir, cause, err)
+		return
+	}
+	s.ring.Add(ring.Corrupt, 1)
+	s.log.Printf("[spooler %s] %v; moved to %s, not run", s.dir, cause, dst)
+}

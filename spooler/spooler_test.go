@@ -1,0 +1,157 @@
+package spooler
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gospool/gospool/spooler/ring"
+)
+
+// logBuffer collects a spooler's log lines for assertions.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startSpooler runs a spooler on dir until the test ends.
+func startSpooler(t *testing.T, cfg Config, register func(*Spooler)) (*Spooler, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	cfg.Logger = log.New(logs, "", 0)
+	if cfg.Ring.Geometry == (ring.Geometry{}) {
+		cfg.Ring.Geometry = ring.Geometry{Lanes: 4, SlotsPerLane: 64, LaneBytes: 64 << 10, Consumers: 8}
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	register(s)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Run did not return after cancel")
+		}
+	})
+	// Wait until the ring exists and the consumer is attached.
+	waitFor(t, 5*time.Second, func() bool {
+		r, err := ring.Open(filepath.Join(s.Dir(), ring.FileName), ring.Options{})
+		if err != nil {
+			return false
+		}
+		defer r.Close()
+		return len(r.Stats().Consumers) > 0
+	})
+	return s, logs
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() bool, logs ...*logBuffer) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			for _, l := range logs {
+				t.Logf("spooler log:\n%s", l)
+			}
+			t.Fatalf("condition not met after %v", d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestRingTasksRunAndRetry(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	s, logs := startSpooler(t, Config{Dir: dir, RetryDelay: 20 * time.Millisecond}, func(s *Spooler) {
+		s.Handle("flaky", func(ctx context.Context, tk *Task) error {
+			id, _ := tk.Get("id")
+			mu.Lock()
+			defer mu.Unlock()
+			seen[string(id)]++
+			if TaskInfo(ctx).Attempt < 3 {
+				return errors.New("not yet")
+			}
+			return nil
+		})
+		s.Handle("boom", func(ctx context.Context, tk *Task) error {
+			mu.Lock()
+			seen["boom"]++
+			n := seen["boom"]
+			mu.Unlock()
+			if n == 1 {
+				panic("handler bug")
+			}
+			return nil
+		})
+		s.HandleDefault(func(ctx context.Context, tk *Task) error {
+			id, _ := tk.Get("id")
+			mu.Lock()
+			seen[string(id)]++
+			mu.Unlock()
+			return nil
+		})
+	})
+	c, err := NewClient(s.Dir(), ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if !c.UsesRing() {
+		t.Fatal("client does not use the ring")
+	}
+	for _, tk := range []*Task{
+		NewTask("task", "plain", "id", "a"),
+		NewTask("task", "flaky", "id", "f"),
+		NewTask("task", "boom"),
+	} {
+		if path, err := c.Spool(context.Background(), tk); err != nil || path != "" {
+			t.Fatalf("Spool: %q %v", path, err)
+		}
+	}
+	waitFor(t, 5*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen["a"] == 1 && seen["f"] == 3 && seen["boom"] == 2
+	}, logs)
+	if !strings.Contains(logs.String(), "handler panicked: handler bug") {
+		t.Errorf("panic not logged:\n%s", logs)
+	}
+	// Everything settled: no spool file is left, the ring is empty.
+	waitFor(t, 2*time.Second, func() bool {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), "uwsgi_spoolfile_on_") {
+				return false
+			}
+		}
+		return true
+	})
+}
