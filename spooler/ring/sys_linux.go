@@ -68,13 +68,18 @@ func futexWake(addr unsafe.Pointer, n int) {
 	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(addr), futexOpWake, uintptr(n), 0, 0, 0)
 }
 
+// nanotime is the Go runtime's CLOCK_MONOTONIC reading, through the vDSO.
+// time.Now's monotonic part is relative to the start of each process, so it
+// cannot be compared across processes; unix.ClockGettime can, but it is a
+// real syscall (1.5 µs on the reference VM, against 31 ns for this). The
+// runtime keeps this symbol linkable for exactly such users.
+//
+//go:linkname nanotime runtime.nanotime
+func nanotime() int64
+
 // monotonicNanos reads CLOCK_MONOTONIC, the clock every process of the
 // machine shares, for the publish stamp of a record.
-func monotonicNanos() int64 {
-	var ts unix.Timespec
-	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return ts.Nano()
-}
+func monotonicNanos() int64 { return nanotime() }
 
 // MonotonicNanos is CLOCK_MONOTONIC in nanoseconds, comparable with
 // [Record.Stamp] across processes.

@@ -1,0 +1,183 @@
+//go:build linux
+
+package spoolfile
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gospool/gospool/spooler/task"
+)
+
+// File is a spool file opened and locked for running its task: the reader
+// side of uWSGI's manage_task. While a File is open no uWSGI or gospool
+// spooler will run the same task. A File is not safe for concurrent use.
+type File struct {
+	path    string
+	fd      int // -1 once closed
+	modTime time.Time
+	task    *task.Task
+	err     error
+}
+
+// Open opens path read-write and takes a non-blocking write lock over the
+// whole file, as a uWSGI spooler does before running a task. If another
+// process holds the lock the error wraps [ErrLocked]: skip the file, it is
+// being run. A missing file gives an error satisfying
+// errors.Is(err, fs.ErrNotExist); so does a file that another spooler
+// removed between our open and our lock.
+//
+// The file is read whole after the lock, with its size from an fstat taken
+// after the lock (what uWSGI does since 2.0.14), and decoded once. A file
+// that fails to decode is still returned, with the error kept in
+// [File.Task], so that the caller can decide to skip it ([ErrShortHeader])
+// or remove it (a [*FormatError], which uWSGI deletes).
+func Open(path string) (*File, error) {
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("spoolfile: %w", &fs.PathError{Op: "open", Path: path, Err: err})
+	}
+	f := &File{path: path, fd: fd}
+	if err := f.load(); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *File) load() error {
+	if err := setLock(f.fd, unix.F_OFD_SETLK, unix.F_WRLCK); err != nil {
+		if err == unix.EAGAIN || err == unix.EACCES {
+			return fmt.Errorf("spoolfile: %s: %w", f.path, ErrLocked)
+		}
+		return fmt.Errorf("spoolfile: %s: lock: %w", f.path, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(f.fd, &st); err != nil {
+		return fmt.Errorf("spoolfile: %s: fstat: %w", f.path, err)
+	}
+	// uWSGI re-checks access() after the lock for the same reason: the
+	// spooler that held the lock before us may have finished and unlinked it.
+	if st.Nlink == 0 {
+		return fmt.Errorf("spoolfile: %s: removed by another spooler before we could lock it: %w", f.path, fs.ErrNotExist)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("spoolfile: %s: not a regular file", f.path)
+	}
+	if st.Size > math.MaxInt {
+		return fmt.Errorf("spoolfile: %s: %d bytes is too large to read", f.path, st.Size)
+	}
+	sec, nsec := st.Mtim.Unix()
+	f.modTime = time.Unix(sec, nsec)
+
+	buf := make([]byte, int(st.Size))
+	n := 0
+	for n < len(buf) {
+		m, err := unix.Pread(f.fd, buf[n:], int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("spoolfile: %s: read: %w", f.path, err)
+		}
+		if m == 0 {
+			break // shrunk since the fstat; decode what is there
+		}
+		n += m
+	}
+	// buf is ours alone, so the aliasing task Decode returns is the
+	// caller's to keep.
+	f.task, f.err = Decode(buf[:n])
+	f.err = withPath(f.err, f.path)
+	return nil
+}
+
+// Path returns the path given to [Open].
+func (f *File) Path() string { return f.path }
+
+// ModTime returns the file's mtime, taken after the lock. For a task with an
+// `at` (or a retry) it is the time before which the task must not run.
+func (f *File) ModTime() time.Time { return f.modTime }
+
+// Task returns the task decoded at [Open] or the decoding error, which
+// carries the path. The task shares memory with nothing else; the caller owns
+// it. Every call returns the same task.
+func (f *File) Task() (*task.Task, error) { return f.task, f.err }
+
+// Remove deletes the file while still holding the lock, then closes it.
+// Unlinking first means no other spooler can lock the file in between and
+// run the task a second time.
+func (f *File) Remove() error {
+	if f.fd < 0 {
+		return fmt.Errorf("spoolfile: remove %s: %w (the lock is already released)", f.path, fs.ErrClosed)
+	}
+	err := unix.Unlink(f.path)
+	if err != nil {
+		err = fmt.Errorf("spoolfile: %w", &fs.PathError{Op: "remove", Path: f.path, Err: err})
+	}
+	return errors.Join(err, f.Close())
+}
+
+// Close releases the lock. Closing a closed File does nothing, so that
+// `defer f.Close()` can follow a [File.Remove].
+func (f *File) Close() error {
+	if f.fd < 0 {
+		return nil
+	}
+	err := unix.Close(f.fd)
+	f.fd = -1
+	if err != nil {
+		return fmt.Errorf("spoolfile: %w", &fs.PathError{Op: "close", Path: f.path, Err: err})
+	}
+	return nil
+}
+
+// IsLocked reports whether a process holds a write lock on path, as spoolers
+// do while running a task. It places no lock, so tools like `gospool ls` can
+// show running tasks without disturbing them. A lock held through another
+// [File] of this process counts too.
+func IsLocked(path string) (bool, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, fmt.Errorf("spoolfile: %w", &fs.PathError{Op: "open", Path: path, Err: err})
+	}
+	defer unix.Close(fd)
+	// Asking about a read lock reports only conflicting write locks.
+	lk := unix.Flock_t{Type: unix.F_RDLCK}
+	if err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_GETLK, &lk); err != nil {
+		return false, fmt.Errorf("spoolfile: %s: lock query: %w", path, err)
+	}
+	return lk.Type != unix.F_UNLCK, nil
+}
+
+// ReadFile reads and decodes path without any lock, as uwsgi.parsefile()
+// does, for inspection tools. The file may be changing or being run while it
+// is read. Unlike parsefile it returns the body and ignores the modifiers.
+func ReadFile(path string) (*task.Task, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("spoolfile: %w", err)
+	}
+	t, err := Decode(data)
+	return t, withPath(err, path)
+}
+
+// withPath adds the path to a [Decode] error.
+func withPath(err error, path string) error {
+	var fe *FormatError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &fe):
+		c := *fe
+		c.Path = path
+		return &c
+	}
+	return fmt.Errorf("spoolfile: %s: %w", path, err)
+}
