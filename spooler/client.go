@@ -24,6 +24,10 @@ type Client struct {
 	files *spoolfile.Writer
 	ring  *ring.Ring
 
+	fullWait time.Duration
+	opts     ClientOptions
+	lookedAt time.Time // when openRing last found no ring
+
 	mu       sync.Mutex
 	producer *ring.Producer // nil until first use, or when no lane was free
 	noLaneAt time.Time      // when Producer last failed with ErrNoLane
@@ -39,6 +43,13 @@ type ClientOptions struct {
 	RequireConsumer bool
 	// Sync makes ring writes msync and file writes fsync before Spool returns.
 	Sync bool
+	// FullWait bounds how long Spool waits for room when its ring lane is
+	// full while consumers are making progress, before it spills the task
+	// to a file (default 2ms; negative: never wait). It is back-pressure:
+	// a burst slows down to the spoolers' pace instead of turning into
+	// thousands of files. When the consumers make no progress (none is
+	// running, or all are stuck in long tasks) Spool spills at once.
+	FullWait time.Duration
 }
 
 // NewClient opens the spool directory dir for producing. A missing
@@ -48,30 +59,53 @@ func NewClient(dir string, opts ClientOptions) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{dir: files.Dir(), files: files}
+	c := &Client{dir: files.Dir(), files: files, fullWait: opts.FullWait, opts: opts}
+	if c.fullWait == 0 {
+		c.fullWait = 2 * time.Millisecond
+	}
 	if !opts.NoRing {
-		r, err := ring.Open(filepath.Join(c.dir, ring.FileName), ring.Options{Sync: opts.Sync})
-		switch {
-		case err == nil:
-			if opts.RequireConsumer && !r.HasLiveConsumer() {
-				r.Close()
-			} else {
-				c.ring = r
-			}
-		case errors.Is(err, fs.ErrNotExist):
-			// No gospool spooler ever served this directory: files only.
-		default:
+		if err := c.openRing(); err != nil {
 			return nil, err
 		}
 	}
 	return c, nil
 }
 
+// openRing attaches to the directory's ring if a gospool spooler made one.
+func (c *Client) openRing() error {
+	r, err := ring.Open(filepath.Join(c.dir, ring.FileName), ring.Options{Sync: c.opts.Sync})
+	switch {
+	case err == nil:
+		if c.opts.RequireConsumer && !r.HasLiveConsumer() {
+			r.Close()
+		} else {
+			c.ring = r
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		// No gospool spooler served this directory yet: files for now.
+	default:
+		return err
+	}
+	return nil
+}
+
+// currentRing returns the ring, looking for it again at most once a second
+// while the directory has none (a spooler may start after the client).
+func (c *Client) currentRing() *ring.Ring {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ring == nil && !c.opts.NoRing && time.Since(c.lookedAt) > time.Second {
+		c.lookedAt = time.Now()
+		_ = c.openRing()
+	}
+	return c.ring
+}
+
 // Dir is the spool directory, absolute with symlinks resolved.
 func (c *Client) Dir() string { return c.dir }
 
 // UsesRing reports whether tasks may go into the ring.
-func (c *Client) UsesRing() bool { return c.ring != nil }
+func (c *Client) UsesRing() bool { return c.currentRing() != nil }
 
 // Spool hands t to the spoolers. It returns the spool file's absolute path
 // when the task went to a file (as uwsgi.spool does), or "" when it went
@@ -92,8 +126,12 @@ func (c *Client) Spool(ctx context.Context, t *Task) (string, error) {
 	if target, ok := t.Spooler(); ok && !c.sameDir(target) {
 		return "", fmt.Errorf("spooler: task names spooler %q, but this client spools to %s", target, c.dir)
 	}
-	if c.ring != nil && ringable(t) {
-		err := c.push(t)
+	r := c.currentRing()
+	if r == nil {
+		return c.files.Write(t)
+	}
+	if ringable(t) {
+		err := c.push(r, t)
 		if err == nil {
 			return "", nil
 		}
@@ -104,10 +142,14 @@ func (c *Client) Spool(ctx context.Context, t *Task) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		c.ring.NoteSpill()
+		r.NoteSpill()
 		return path, nil
 	}
-	return c.files.Write(t)
+	path, err := c.files.Write(t)
+	if err == nil {
+		r.NoteFile() // spoolers learn of its `at` now, not at their next scan
+	}
+	return path, err
 }
 
 func ringable(t *Task) bool {
@@ -128,7 +170,7 @@ func (c *Client) sameDir(target string) bool {
 
 var recordBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-func (c *Client) push(t *Task) error {
+func (c *Client) push(r *ring.Ring, t *Task) error {
 	bp := recordBuffers.Get().(*[]byte)
 	defer recordBuffers.Put(bp)
 	rec, err := record.Append((*bp)[:0], t)
@@ -136,16 +178,39 @@ func (c *Client) push(t *Task) error {
 		return err
 	}
 	*bp = rec
-	p, err := c.lane()
+	p, err := c.lane(r)
 	if err != nil {
 		return err
 	}
-	return p.Push(rec)
+	err = p.Push(rec)
+	if !errors.Is(err, ring.ErrFull) || c.fullWait <= 0 {
+		return err
+	}
+	// The lane is full. Wait for room while the consumers visibly make
+	// progress, never longer than fullWait, never when they make none.
+	deadline := time.Now().Add(c.fullWait)
+	progress := r.Progress()
+	lastMove := time.Now()
+	for {
+		// Sleep, do not spin: on a small machine the consumer needs the CPU
+		// this producer would burn.
+		time.Sleep(20 * time.Microsecond)
+		if err = p.Push(rec); !errors.Is(err, ring.ErrFull) {
+			return err
+		}
+		now := time.Now()
+		if pr := r.Progress(); pr != progress {
+			progress, lastMove = pr, now
+		}
+		if now.After(deadline) || now.Sub(lastMove) > c.fullWait/2 {
+			return err
+		}
+	}
 }
 
 // lane returns this client's ring producer, taking a lane on first use. When
 // every lane is taken it tries again at most once a second.
-func (c *Client) lane() (*ring.Producer, error) {
+func (c *Client) lane(r *ring.Ring) (*ring.Producer, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.producer != nil {
@@ -154,7 +219,7 @@ func (c *Client) lane() (*ring.Producer, error) {
 	if time.Since(c.noLaneAt) < time.Second {
 		return nil, ring.ErrNoLane
 	}
-	p, err := c.ring.Producer()
+	p, err := r.Producer()
 	if err != nil {
 		c.noLaneAt = time.Now()
 		return nil, err

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,7 +30,9 @@ func TestMain(m *testing.M) {
 	case "":
 		os.Exit(m.Run())
 	case "spooler":
-		exitOn(roleSpooler())
+		err := roleSpooler()
+		pprof.StopCPUProfile()
+		exitOn(err)
 	case "producer":
 		exitOn(roleProducer())
 	default:
@@ -66,6 +70,14 @@ func geometryFromEnv() ring.Geometry {
 //	latency  note now - t0 (the producer's CLOCK_MONOTONIC before its spool
 //	         call); after SPOOL_EXPECT tasks print a JSON summary and exit
 func roleSpooler() error {
+	if path := os.Getenv("SPOOL_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	s, err := New(Config{
@@ -157,6 +169,11 @@ func roleProducer() error {
 	quiet := os.Getenv("SPOOL_NO_ACKS") != ""
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()
+	if os.Getenv("SPOOL_WAIT_GO") != "" {
+		// Start with the other producers: wait for a line on stdin.
+		fmt.Fprintln(os.Stderr, "producer ready")
+		bufio.NewReader(os.Stdin).ReadString('\n')
+	}
 	start := time.Now()
 	ctx := context.Background()
 	filler := strings.Repeat("x", size)
@@ -167,7 +184,10 @@ func roleProducer() error {
 			}
 		}
 		id := fmt.Sprintf("%s-%d", os.Getenv("SPOOL_PREFIX"), i)
-		t := NewTask("task", "bench", "id", id, "pad", filler)
+		t := NewTask("task", "bench", "id", id)
+		if size > 0 {
+			t.Add("pad", []byte(filler))
+		}
 		t.Add("t0", strconv.AppendInt(nil, ring.MonotonicNanos(), 10))
 		if _, err := c.Spool(ctx, t); err != nil {
 			return err
@@ -182,6 +202,7 @@ func roleProducer() error {
 // proc is a re-executed test binary in a role.
 type proc struct {
 	cmd    *exec.Cmd
+	stdin  io.WriteCloser
 	lines  chan string
 	stderr *lockedBuffer
 	ready  chan struct{}
@@ -198,12 +219,13 @@ func startProc(tb testing.TB, role string, env ...string) *proc {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
 	cmd.Env = append(append(os.Environ(), roleEnv+"="+role), env...)
+	stdin, _ := cmd.StdinPipe()
 	so, _ := cmd.StdoutPipe()
 	se, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
-	p := &proc{cmd: cmd, lines: make(chan string, 1<<20), stderr: &lockedBuffer{}, ready: make(chan struct{})}
+	p := &proc{cmd: cmd, stdin: stdin, lines: make(chan string, 1<<20), stderr: &lockedBuffer{}, ready: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(so)
 		for sc.Scan() {
@@ -218,7 +240,7 @@ func startProc(tb testing.TB, role string, env ...string) *proc {
 			p.stderr.mu.Lock()
 			p.stderr.b.WriteString(sc.Text() + "\n")
 			p.stderr.mu.Unlock()
-			if strings.Contains(sc.Text(), "spooler ready") {
+			if strings.Contains(sc.Text(), " ready") {
 				once.Do(func() { close(p.ready) })
 			}
 		}

@@ -63,8 +63,9 @@ type Config struct {
 	// Concurrency is how many tasks this process runs at once (default 1).
 	Concurrency int
 	// Frequency is the period of the safety scan of the directory
-	// (uWSGI's spooler-frequency, default 30s). Spilled and retried tasks
-	// are picked up without waiting for it. 0 turns the periodic scan off.
+	// (uWSGI's spooler-frequency; 0 means the default, 30s). Tasks spilled
+	// or retried by gospool are picked up without waiting for it. A negative
+	// value turns the periodic scan off.
 	Frequency time.Duration
 	// RetryDelay is the wait before the first retry (default 1s); it doubles
 	// on every further attempt, with ±20% jitter, up to RetryMaxDelay
@@ -102,7 +103,12 @@ type Spooler struct {
 	cons  *ring.Consumer
 	files *spoolfile.Writer
 	tasks int
+	ready chan struct{}
 }
+
+// Ready is closed once Run has attached to the ring: from then on a
+// [Client] of the directory hands tasks to this spooler through the ring.
+func (s *Spooler) Ready() <-chan struct{} { return s.ready }
 
 // New checks cfg and prepares a Spooler; Run starts it.
 func New(cfg Config) (*Spooler, error) {
@@ -115,8 +121,11 @@ func New(cfg Config) (*Spooler, error) {
 	if cfg.Concurrency < 0 {
 		return nil, fmt.Errorf("spooler: Concurrency %d: want 1 or more", cfg.Concurrency)
 	}
-	if cfg.Frequency < 0 {
-		return nil, fmt.Errorf("spooler: Frequency %v: must be 0 (off) or more", cfg.Frequency)
+	switch {
+	case cfg.Frequency == 0:
+		cfg.Frequency = 30 * time.Second
+	case cfg.Frequency < 0:
+		cfg.Frequency = 0 // off
 	}
 	if cfg.RetryDelay <= 0 {
 		cfg.RetryDelay = time.Second
@@ -143,7 +152,7 @@ func New(cfg Config) (*Spooler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spooler: spool directory %s: %w", cfg.Dir, err)
 	}
-	return &Spooler{cfg: cfg, dir: dir, log: cfg.Logger, handlers: map[string]HandlerFunc{}}, nil
+	return &Spooler{cfg: cfg, dir: dir, log: cfg.Logger, handlers: map[string]HandlerFunc{}, ready: make(chan struct{})}, nil
 }
 
 // Dir is the spool directory, absolute with symlinks resolved.
@@ -193,8 +202,10 @@ func (s *Spooler) Run(ctx context.Context) error {
 		return fmt.Errorf("spooler: %w", err)
 	}
 	s.ring, s.cons, s.files = r, cons, files
+	close(s.ready)
 
-	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	// Handlers see the shutdown as soon as it starts; their tasks retry.
+	handlerCtx, cancelHandlers := context.WithCancel(ctx)
 	defer cancelHandlers()
 	stopWaker := context.AfterFunc(ctx, r.WakeAll)
 	defer stopWaker()
@@ -239,10 +250,6 @@ func (s *Spooler) Run(ctx context.Context) error {
 		if cons.FileSeqChanged() || (!nextDue.IsZero() && !now.Before(nextDue)) {
 			rescan = true
 		}
-		if rescan {
-			rescan = false
-			due, nextDue = s.scan(ignored)
-		}
 
 		if s.cfg.MaxTasks > 0 && s.tasks >= s.cfg.MaxTasks {
 			s.log.Printf("[spooler %s pid: %d] maximum number of tasks reached (%d) recycling ...", s.dir, os.Getpid(), s.tasks)
@@ -256,12 +263,26 @@ func (s *Spooler) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			continue
 		}
-		if j, ok := s.take(&due, ignored); ok {
+		j, ok := s.claim()
+		if !ok && len(due) == 0 && rescan {
+			// The ring is empty and the files of the last scan are used up:
+			// list the directory again. Scanning only then keeps the cost
+			// of a scan spread over the files it finds, however many spill.
+			rescan = false
+			due, nextDue = s.scan(ignored)
+		}
+		if !ok {
+			j, ok = s.nextFile(&due, ignored)
+		}
+		if ok {
 			s.tasks++
 			dispatch(j)
 			continue
 		}
 		<-sem
+		if rescan {
+			continue // a scan is due and nothing else is: do it now
+		}
 		wait := min(time.Until(release), time.Second)
 		if s.cfg.Frequency > 0 {
 			wait = min(wait, time.Until(scanAt))
@@ -282,18 +303,15 @@ func (s *Spooler) Run(ctx context.Context) error {
 	return stopErr
 }
 
-// take claims the next ring record, or locks the next due file.
-func (s *Spooler) take(due *[]string, ignored map[string]bool) (job, bool) {
+// claim takes the next ring record, logging and skipping damaged ones.
+func (s *Spooler) claim() (job, bool) {
 	for {
 		rec, ok, err := s.cons.Claim()
 		if err != nil {
 			s.log.Printf("[spooler %s] %v", s.dir, err)
 			continue
 		}
-		if ok {
-			return job{rec: rec, name: rec.String()}, true
-		}
-		return s.nextFile(due, ignored)
+		return job{rec: rec, name: rec.String()}, ok
 	}
 }
 
@@ -357,6 +375,13 @@ func (s *Spooler) nextFile(due *[]string, ignored map[string]bool) (job, bool) {
 		f, err := spoolfile.Open(filepath.Join(s.dir, name))
 		switch {
 		case err == nil:
+			if _, terr := f.Task(); errors.Is(terr, spoolfile.ErrShortHeader) {
+				// We locked it between its writer's create and lock (uWSGI's
+				// accepted race): let the writer finish; its note or the next
+				// scan brings us back.
+				f.Close()
+				continue
+			}
 			if f.ModTime().After(time.Now()) {
 				// Re-timed (retried) since the scan: not due yet.
 				f.Close()
@@ -365,8 +390,6 @@ func (s *Spooler) nextFile(due *[]string, ignored map[string]bool) (job, bool) {
 			return job{file: f, name: name}, true
 		case errors.Is(err, spoolfile.ErrLocked), errors.Is(err, fs.ErrNotExist):
 			// Another spooler runs it, or ran it already.
-		case errors.Is(err, spoolfile.ErrShortHeader):
-			// Still being written (uWSGI's accepted race); the next scan sees it.
 		default:
 			s.log.Printf("[spooler %s] %v", s.dir, err)
 		}

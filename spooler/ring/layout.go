@@ -6,9 +6,9 @@ import (
 	"hash/crc32"
 )
 
-// The ring file, byte by byte. All integers are little-endian, the byte
-// order of every host gospool runs on (the header records it through the
-// magic: a big-endian reader sees the wrong magic and refuses the file).
+// The ring file, byte by byte. Integers are in the host's byte order, since
+// every process that maps the file runs on the same host; gospool builds
+// for little-endian Linux only, so in practice they are little-endian.
 //
 //	offset  size  field                       written by
 //	------  ----  --------------------------  -------------------------------
@@ -66,7 +66,8 @@ import (
 //	+64+S*32 (rounded up to 64)  D bytes of payload data, a byte ring
 //	stride = the above rounded up to 4096
 const (
-	magic        = "GOSPRING"
+	// Magic opens every ring file.
+	Magic        = "GOSPRING"
 	version      = 1
 	headerSize   = 4096
 	cacheLine    = 64
@@ -163,9 +164,10 @@ type Geometry struct {
 }
 
 // DefaultGeometry is what gospool creates unless told otherwise: 32 lanes of
-// 2048 records and 512 KiB each, 48 consumers; an 18 MiB sparse file.
+// 8192 records and 1 MiB each, 48 consumers; a 41 MiB sparse file, of which
+// only the pages in use take memory.
 func DefaultGeometry() Geometry {
-	return Geometry{Lanes: 32, SlotsPerLane: 2048, LaneBytes: 512 << 10, Consumers: MaxConsumers}
+	return Geometry{Lanes: 32, SlotsPerLane: 8192, LaneBytes: 1 << 20, Consumers: MaxConsumers}
 }
 
 // MaxRecord is the largest payload a lane of this geometry accepts.
@@ -197,7 +199,7 @@ func (g Geometry) fileSize() int    { return headerSize + g.Lanes*g.stride() }
 // encodeHeader writes the immutable part of the header and its checksum.
 func (g Geometry) encodeHeader(h []byte) {
 	le := binary.LittleEndian
-	copy(h[offMagic:], magic)
+	copy(h[offMagic:], Magic)
 	le.PutUint32(h[offVersion:], version)
 	le.PutUint32(h[offHdrSize:], headerSize)
 	le.PutUint32(h[offLanes:], uint32(g.Lanes))
@@ -218,8 +220,8 @@ func decodeHeader(h []byte, fileLen int64) (Geometry, error) {
 	if len(h) < headerSize {
 		return Geometry{}, fmt.Errorf("%w: %d bytes, a ring header needs %d", ErrTruncated, len(h), headerSize)
 	}
-	if string(h[offMagic:offMagic+8]) != magic {
-		return Geometry{}, fmt.Errorf("%w: magic %q, want %q", ErrNotRing, h[offMagic:offMagic+8], magic)
+	if string(h[offMagic:offMagic+8]) != Magic {
+		return Geometry{}, fmt.Errorf("%w: magic %q, want %q", ErrNotRing, h[offMagic:offMagic+8], Magic)
 	}
 	if v := le.Uint32(h[offVersion:]); v != version {
 		return Geometry{}, fmt.Errorf("%w: file has version %d, this gospool reads version %d", ErrVersion, v, version)

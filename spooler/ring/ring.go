@@ -20,11 +20,12 @@ const FileName = "gospool.ring"
 // Ring is an open, mapped ring file. It is safe for concurrent use; the
 // producers and consumers made from it must be closed before it.
 type Ring struct {
-	f    *os.File
-	m    mem
-	geo  Geometry
-	path string
-	sync bool
+	f        *os.File
+	m        mem
+	geo      Geometry
+	path     string
+	sync     bool
+	readOnly bool
 
 	mu     sync.Mutex
 	users  int
@@ -43,6 +44,9 @@ type Options struct {
 	// Sync makes every publish msync the mapping, so a task that was
 	// acknowledged survives a power loss, not only a process crash.
 	Sync bool
+	// ReadOnly maps the file read-only, for tools that only read [Ring.Stats]:
+	// they need no write permission. Producer and Consumer then fail.
+	ReadOnly bool
 }
 
 // Create opens the ring file at path, creating it with opts.Geometry
@@ -109,7 +113,11 @@ func createFile(path string, g Geometry) error {
 // a ring, of another version, corrupt or truncated is an error that says so,
 // never a crash.
 func Open(path string, opts Options) (*Ring, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	flag := os.O_RDWR
+	if opts.ReadOnly {
+		flag = os.O_RDONLY
+	}
+	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -153,11 +161,11 @@ func openFile(f *os.File, opts Options) (*Ring, error) {
 	if opts.Geometry != (Geometry{}) && opts.Geometry != g {
 		return nil, fmt.Errorf("%w: file has %+v, asked for %+v", ErrGeometry, g, opts.Geometry)
 	}
-	m, err := mmapFile(f, g.fileSize())
+	m, err := mmapFile(f, g.fileSize(), opts.ReadOnly)
 	if err != nil {
 		return nil, err
 	}
-	return &Ring{f: f, m: m, geo: g, sync: opts.Sync, lanesHere: map[int]bool{}, consumersHere: map[int]bool{}}, nil
+	return &Ring{f: f, m: m, geo: g, sync: opts.Sync, readOnly: opts.ReadOnly, lanesHere: map[int]bool{}, consumersHere: map[int]bool{}}, nil
 }
 
 // Path is the file the ring was opened from.
@@ -189,6 +197,9 @@ func (r *Ring) acquire() error {
 	defer r.mu.Unlock()
 	if r.closed.Load() {
 		return ErrClosed
+	}
+	if r.readOnly {
+		return fmt.Errorf("ring %s: opened read-only", r.path)
 	}
 	r.users++
 	return nil
@@ -271,7 +282,21 @@ func (r *Ring) HasLiveConsumer() bool {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 // WakeAll wakes every consumer sleeping on the ring, for a shutdown.
+// It may be called at any time, even during or after Close (from a
+// context.AfterFunc, say): the lock keeps it off an unmapped ring.
 func (r *Ring) WakeAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed.Load() {
+		return
+	}
 	r.m.u32(offWakeSeq).Add(1)
 	futexWake(r.m.addr(offWakeSeq), 1<<30)
+}
+
+// Progress changes whenever a consumer finishes a record (done, retried or
+// ignored): producers waiting for room watch it to tell a busy consumer
+// from an absent one.
+func (r *Ring) Progress() uint64 {
+	return r.m.u64(offDone).Load() + r.m.u64(offRetried).Load() + r.m.u64(offIgnored).Load() + r.m.u64(offCorrupt).Load()
 }

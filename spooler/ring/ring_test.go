@@ -521,3 +521,22 @@ func TestWaitWakesOnPush(t *testing.T) {
 		t.Fatalf("sleepers %d after wake-up", st.Sleepers)
 	}
 }
+
+func TestReadOnlyStats(t *testing.T) {
+	r, path := newRing(t, small)
+	p, _ := r.Producer()
+	defer p.Close()
+	p.Push([]byte("x"))
+	os.Chmod(path, 0o400)
+	ro, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if st := ro.Stats(); st.Spooled != 1 || st.Ready != 1 || len(st.Lanes) != 1 || st.Lanes[0].OwnerPid != os.Getpid() && st.Lanes[0].OwnerPid != 0 {
+		t.Fatalf("read-only stats: %+v", st)
+	}
+	if _, err := ro.Producer(); err == nil {
+		t.Fatal("producer on a read-only ring")
+	}
+}

@@ -85,8 +85,12 @@ func monotonicNanos() int64 { return nanotime() }
 // [Record.Stamp] across processes.
 func MonotonicNanos() int64 { return monotonicNanos() }
 
-func mmapFile(f *os.File, size int) (mem, error) {
-	b, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+func mmapFile(f *os.File, size int, readOnly bool) (mem, error) {
+	prot := unix.PROT_READ | unix.PROT_WRITE
+	if readOnly {
+		prot = unix.PROT_READ
+	}
+	b, err := unix.Mmap(int(f.Fd()), 0, size, prot, unix.MAP_SHARED)
 	if err != nil {
 		return nil, &os.PathError{Op: "mmap", Path: f.Name(), Err: err}
 	}

@@ -1,0 +1,125 @@
+// Command gospool runs and feeds gospool spoolers: a uWSGI-compatible
+// spooler whose tasks travel through a shared-memory ring in the spool
+// directory, or as uWSGI spool files that uWSGI and gospool spoolers share.
+//
+// Usage:
+//
+//	gospool run     --spooler DIR --spooler-exec CMD [--spooler-frequency S] [--spooler-max-tasks N] ...
+//	gospool spool   --spooler DIR [--at T] [--priority P] [--body-file F] KEY=VALUE...
+//	gospool inspect [--json] FILE...
+//	gospool stats   --spooler DIR [--json]
+//	gospool demo    [--keep]
+//	gospool help [COMMAND]
+//
+// Every command accepts --help. Flags may come before or after the
+// arguments; "--" ends the flags. A failure is reported as one line on
+// standard error, "gospool COMMAND: what is wrong", with exit status 2 for
+// a mistake in the command line and 1 for a failure at run time.
+//
+// # gospool demo
+//
+// The quick start (go run ./cmd/gospool demo): in one process, a spooler
+// with Go handlers on a temporary spool directory and a client that spools
+// ten tasks into it. It prints each hand-off and each run with a timestamp:
+// most tasks go through the ring; one with an "at" two seconds ahead waits
+// in a spool file; one with a 300 KiB body is spilled to a file; one fails
+// once and is retried. Then it prints the ring's counters and exits 0, or 1
+// when the tasks did not all run within 30 seconds. --keep keeps the
+// directory and prints its path.
+//
+// # gospool run
+//
+// Runs one spooler process in the foreground on DIR, which is created when
+// missing. It takes tasks from DIR's ring and from the uWSGI spool files in
+// DIR, and runs the shell command CMD (/bin/sh -c CMD) for each. The
+// command reads the task on standard input as one line of JSON, the object
+// that inspect --json prints plus "body_base64" when the task has a body,
+// and finds in its environment GOSPOOL_TASK_NAME (the spool file's name, or
+// ring:LANE:SEQ), GOSPOOL_TASK_PATH (the file's path, or RINGFILE#LANE:SEQ),
+// GOSPOOL_ATTEMPT (1, then 2 on the first retry...) and
+// GOSPOOL_SPOOLER_DIR. Its standard output and error are gospool's. Exit
+// status 0 means done (uWSGI's SPOOL_OK); anything else means run it again
+// later (SPOOL_RETRY).
+//
+// Flags:
+//
+//	--spooler DIR                the spool directory (one for now)
+//	--spooler-exec CMD           the command run per task (required)
+//	--spooler-frequency S        scan DIR every S seconds (default 30; 0: never)
+//	--spooler-max-tasks N        exit with status 0 after N tasks (0: never)
+//	--spooler-harakiri S         kill a task's command after S seconds; the task is retried
+//	--spooler-busy-poll          poll the ring instead of sleeping: lowest latency, one CPU
+//	--spooler-concurrency N      tasks run at once (default 1)
+//	--spooler-retry-delay S      first retry after S seconds (default 1), then doubling
+//	--spooler-retry-max-delay S  up to S seconds (default 300)
+//	--spooler-quiet              no log line per task
+//	--spooler-processes K        only 1 until the master comes
+//
+// --ini, --workers, --worker-cmd, --spooler-import, --spooler-ordered,
+// --socket and --stats belong to the command line contract but are not
+// supported yet: giving one exits with status 2.
+//
+// gospool logs "spawned the gospool spooler on dir DIR with pid P" on
+// standard error when it starts, then a line per task unless
+// --spooler-quiet. A command still running after --spooler-harakiri seconds
+// is killed with SIGKILL (its process group), logged as "*** HARAKIRI ON THE
+// SPOOLER (pid: P) ***", and its task retried. SIGINT, SIGTERM and SIGQUIT
+// stop the spooler: running commands get SIGTERM (SIGKILL 5 seconds later),
+// their tasks are retried later, and gospool exits with status 0; a second
+// signal exits at once with status 1.
+//
+// # gospool spool
+//
+// Spools one task into DIR, which must exist. Its pairs are the KEY=VALUE
+// arguments in order, split at the first '='; keys may repeat and values
+// may be empty. KEY "body" sets the body instead of a pair, as uWSGI's
+// Python API does; so does --body-file F ("-" for standard input). --at T
+// (a unix time, a fraction allowed) and --priority P (digits) add the "at"
+// and "priority" pairs after the others.
+//
+// The task goes into DIR's ring when a gospool spooler is attached to it
+// right now, else into a uWSGI spool file, which uWSGI spoolers can run as
+// well; tasks with a priority or a future "at" always go to files. gospool
+// spool prints one line: the spool file's absolute path, or
+// "ring RINGFILE" when the task went into the ring.
+//
+// # gospool inspect
+//
+// Shows the task in each spool FILE without locking it. As text: the path,
+// then "  KEY = VALUE" per pair in file order (Go-quoted when not valid UTF-8
+// or holding control characters), then "  body: N bytes sha256 H" or
+// "  body: none". With --json, one object per file and per line:
+//
+//	{"path": P, "vars": [[K, V], ...], "body_len": N, "body_sha256": H}
+//
+// where P is the path as given and K, V are JSON strings when the bytes are
+// valid UTF-8, else {"base64": "..."}; pairs keep their order and
+// duplicates. A ring file (gospool.ring) shows the ring's geometry and
+// counters instead ({"path": P, "ring": {...}} with --json, the keys of
+// stats --json). A file that cannot be read is reported on standard error
+// and the others are still shown; the exit status is then 1.
+//
+// # gospool stats
+//
+// Shows DIR's ring without disturbing it: the counters kept in the ring's
+// header by every process that uses it (spooled, spilled, done, retried,
+// failed, ignored, corrupt, in flight), the records ready and claimed right
+// now, the fill of its payload space in percent, the consumers asleep, the
+// lanes with a producer or with records, the spooler processes attached,
+// and how many spool files wait in DIR and its priority sub-directories
+// (due now, or scheduled for later by their "at"). With --json, one object:
+//
+//	{"dir": DIR, "ring": {"spooled", "spilled", "done", "retried", "failed",
+//	  "ignored", "corrupt", "in_flight", "ready", "claimed", "fill", "sleepers",
+//	  "lanes": [{"lane", "owner_pid", "ready", "claimed", "writing"}],
+//	  "consumers": [{"entry", "pid", "tasks", "since"}]},
+//	 "files": {"due", "scheduled"}}
+//
+// "fill" is a percentage and "since" an RFC 3339 time. A DIR no gospool
+// spooler has served has no ring, which is an error.
+//
+// # Not in this release
+//
+// gospool ls and gospool bench belong to the command line contract and come
+// later.
+package main

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"math"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/gospool/gospool/spooler"
+)
+
+const runSynopsis = `gospool run --spooler DIR --spooler-exec CMD [--spooler-frequency S]
+                   [--spooler-max-tasks N] [--spooler-harakiri S] [--spooler-busy-poll]
+                   [--spooler-concurrency N] [--spooler-retry-delay S]
+                   [--spooler-retry-max-delay S] [--spooler-quiet]`
+
+const runHelp = `Run one spooler process in the foreground on the spool directory DIR
+(created when missing). It takes tasks from DIR's shared-memory ring, where
+"gospool spool" and gospool clients put them, and from the uWSGI spool files
+in DIR, which uWSGI and gospool write; uWSGI spoolers may share DIR.
+
+Each task runs the shell command CMD (/bin/sh -c CMD) with the task on
+standard input as one line of JSON, the object "gospool inspect --json"
+prints plus "body_base64" when the task has a body, and with these
+environment variables:
+  GOSPOOL_TASK_NAME    the spool file's name, or ring:LANE:SEQ
+  GOSPOOL_TASK_PATH    the spool file's path, or RINGFILE#LANE:SEQ
+  GOSPOOL_ATTEMPT      1 on the first run, 2 on the first retry...
+  GOSPOOL_SPOOLER_DIR  the spool directory, absolute
+Exit status 0 means done (uWSGI's SPOOL_OK); anything else means retry
+later (SPOOL_RETRY), after --spooler-retry-delay, doubling on each attempt
+up to --spooler-retry-max-delay. Its standard output and error are the
+spooler's.
+
+SIGINT, SIGTERM and SIGQUIT stop the spooler: running commands get SIGTERM
+(their tasks are retried later) and gospool exits with status 0. A second
+signal exits at once.
+
+Not supported yet (they exit with status 2): --ini, --workers,
+--worker-cmd, --spooler-import, --spooler-ordered, --socket, --stats, more
+than one --spooler, and --spooler-processes other than 1.`
+
+// notYet are contract flags of `gospool run` that this release refuses.
+var notYet = []string{"ini", "workers", "worker-cmd", "spooler-import", "spooler-ordered", "socket", "stats"}
+
+func cmdRun(ctx context.Context, a *app, args []string) error {
+	flags := newFlagSet("run", runSynopsis, runHelp)
+	var dirs, imports listValue
+	flags.Var(&dirs, "spooler", "serve the spool directory `DIR` (created when missing; one for now)")
+	execCmd := flags.String("spooler-exec", "", "the shell `CMD` run once per task, the task as JSON on its stdin")
+	var cfg spooler.Config
+	cfg.Frequency = 30 * time.Second
+	flags.Var(secondsValue{&cfg.Frequency}, "spooler-frequency", "scan DIR for due spool files every `S` seconds (0: never; new tasks are seen at once anyway)")
+	flags.Var(intValue{&cfg.MaxTasks, 0}, "spooler-max-tasks", "exit (status 0) after `N` tasks (0: never)")
+	var harakiri time.Duration
+	flags.Var(secondsValue{&harakiri}, "spooler-harakiri", "kill a task's command after `S` seconds and retry the task later (0: never)")
+	flags.BoolVar(&cfg.BusyPoll, "spooler-busy-poll", false, "poll the ring instead of sleeping when idle: lowest latency, one CPU burnt")
+	processes := 1
+	flags.Var(intValue{&processes, 1}, "spooler-processes", "run `K` spooler processes on DIR (only 1 until the master comes)")
+	cfg.Concurrency = 1
+	flags.Var(intValue{&cfg.Concurrency, 1}, "spooler-concurrency", "run `N` tasks at once")
+	flags.Var(secondsValue{&cfg.RetryDelay}, "spooler-retry-delay", "wait `S` seconds before the first retry (0: the default, 1)")
+	flags.Var(secondsValue{&cfg.RetryMaxDelay}, "spooler-retry-max-delay", "retry delays double up to `S` seconds (0: the default, 300)")
+	flags.BoolVar(&cfg.Quiet, "spooler-quiet", false, "do not log a line per task")
+	// The rest of the contract, listed by --help and refused for now.
+	flags.String("ini", "", "read options from the uWSGI ini `FILE` (not supported yet)")
+	flags.String("workers", "", "start `N` workers (not supported yet)")
+	flags.String("worker-cmd", "", "the workers' command `CMD` (not supported yet)")
+	flags.Var(&imports, "spooler-import", "run the Python task functions of `MODULE` (not supported yet)")
+	flags.Bool("spooler-ordered", false, "run spool files in name order (not supported yet)")
+	flags.String("socket", "", "accept uWSGI remote spool packets on `ADDR` (not supported yet)")
+	flags.String("stats", "", "serve stats on `ADDR` (not supported yet)")
+
+	pos, err := flags.parse(a, args)
+	if err != nil {
+		return err
+	}
+	for _, name := range notYet {
+		if set(flags, name) {
+			return usageErrorf("--%s is not supported yet", name)
+		}
+	}
+	if len(pos) > 0 {
+		return usageErrorf("unexpected argument %q: run takes flags only (see gospool run --help)", pos[0])
+	}
+	switch {
+	case len(dirs) == 0:
+		return usageErrorf("missing --spooler DIR: name the spool directory to serve")
+	case len(dirs) > 1:
+		return usageErrorf("--spooler given %d times: several spool directories come with a later release; run one gospool run per directory", len(dirs))
+	case dirs[0] == "":
+		return usageErrorf("--spooler is empty: name the spool directory to serve")
+	case processes != 1:
+		return usageErrorf("--spooler-processes %d: more than one spooler process needs the master, coming in a later release; use --spooler-concurrency N to run N tasks at once", processes)
+	case *execCmd == "":
+		return usageErrorf("nothing to run the tasks: give --spooler-exec CMD")
+	}
+
+	logger := log.New(a.stderr, "", 0)
+	cfg.Dir = dirs[0]
+	cfg.Logger = logger
+	s, err := spooler.New(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	h := &execHandler{cmd: *execCmd, dir: s.Dir(), harakiri: harakiri, log: logger, shutdown: ctx}
+	s.HandleDefault(h.handle)
+	stopSignals := onSignals(logger, s.Dir(), cancel)
+	defer stopSignals()
+
+	logger.Printf("spawned the gospool spooler on dir %s with pid %d", s.Dir(), os.Getpid())
+	err = s.Run(ctx)
+	switch {
+	case errors.Is(err, spooler.ErrMaxTasks):
+		logger.Printf("the gospool spooler on dir %s (pid: %d) ran its %d tasks (--spooler-max-tasks); exiting, as there is no master yet to start a new one", s.Dir(), os.Getpid(), cfg.MaxTasks)
+		return nil
+	case err != nil:
+		return err
+	}
+	logger.Printf("the gospool spooler on dir %s (pid: %d) stopped", s.Dir(), os.Getpid())
+	return nil
+}
+
+// onSignals cancels the spooler on SIGINT, SIGTERM or SIGQUIT; a second
+// signal exits at once (tasks still running are run again later: their
+// spool files are unlocked and their ring records released by the next
+// spooler). The returned func stops listening.
+func onSignals(logger *log.Logger, dir string, cancel func()) (stop func()) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			logger.Printf("got %s: stopping the gospool spooler on dir %s (pid: %d) once its running tasks have stopped", sigName(sig), dir, os.Getpid())
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-sigs:
+			logger.Printf("got %s again: exiting now (pid: %d); running tasks will run again", sigName(sig), os.Getpid())
+			os.Exit(1)
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
+}
+
+func sigName(sig os.Signal) string {
+	switch sig {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGQUIT:
+		return "SIGQUIT"
+	}
+	return sig.String()
+}
+
+// secondsValue is a duration flag written in seconds, as uWSGI's options
+// are: "30", "0.05". Negative values are refused.
+type secondsValue struct{ d *time.Duration }
+
+func (v secondsValue) String() string {
+	if v.d == nil || *v.d == 0 {
+		return "0"
+	}
+	return strconv.FormatFloat(v.d.Seconds(), 'f', -1, 64)
+}
+
+func (v secondsValue) Set(s string) error {
+	f, err := strconv.ParseFloat(s, 64)
+	switch {
+	case err != nil || math.IsNaN(f) || math.IsInf(f, 0):
+		return fmt.Errorf("want seconds, such as 30 or 0.5")
+	case f < 0:
+		return fmt.Errorf("want 0 or more seconds")
+	case f > math.MaxInt64/float64(time.Second):
+		return fmt.Errorf("too many seconds")
+	}
+	*v.d = time.Duration(f * float64(time.Second))
+	return nil
+}

@@ -1,0 +1,313 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gospool/gospool/spooler/ring"
+	"github.com/gospool/gospool/spooler/spoolfile"
+	"github.com/gospool/gospool/spooler/task"
+)
+
+// recordCmd is a --spooler-exec command that stores each task's stdin as
+// $OUT/$GOSPOOL_TASK_NAME.json and its environment as .env (written
+// first, the .json renamed into place last). A task with a var "fail" fails
+// on its first attempt.
+const recordCmd = `doc=$(cat)
+case "$doc" in *'"fail"'*) [ "$GOSPOOL_ATTEMPT" -ge 2 ] || exit 1;; esac
+printf '%s %s %s\n' "$GOSPOOL_ATTEMPT" "$GOSPOOL_TASK_PATH" "$GOSPOOL_SPOOLER_DIR" > "$OUT/$GOSPOOL_TASK_NAME.env"
+printf '%s\n' "$doc" > "$OUT/$GOSPOOL_TASK_NAME.tmp"
+mv "$OUT/$GOSPOOL_TASK_NAME.tmp" "$OUT/$GOSPOOL_TASK_NAME.json"`
+
+// ranTask is one task the recordCmd ran.
+type ranTask struct {
+	name    string // GOSPOOL_TASK_NAME
+	raw     string // its stdin
+	doc     task.Document
+	attempt int
+	path    string // GOSPOOL_TASK_PATH
+	dir     string // GOSPOOL_SPOOLER_DIR
+}
+
+// waitRan waits until n tasks have run under recordCmd, and returns them by
+// their "id" var.
+func waitRan(t *testing.T, out string, n int, p *runProc) map[string]ranTask {
+	t.Helper()
+	var names []string
+	waitFor(t, 10*time.Second, strconv.Itoa(n)+" tasks run", func() bool {
+		names, _ = filepath.Glob(filepath.Join(out, "*.json"))
+		return len(names) >= n
+	}, p.stderr)
+	ran := map[string]ranTask{}
+	for _, name := range names {
+		raw, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt := ranTask{name: strings.TrimSuffix(filepath.Base(name), ".json"), raw: string(raw)}
+		if err := json.Unmarshal(raw, &rt.doc); err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		env, err := os.ReadFile(strings.TrimSuffix(name, ".json") + ".env")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(string(env))
+		if len(f) != 3 {
+			t.Fatalf("env %q", env)
+		}
+		rt.attempt, _ = strconv.Atoi(f[0])
+		rt.path, rt.dir = f[1], f[2]
+		id := ""
+		for _, kv := range rt.doc.Vars {
+			if string(kv[0]) == "id" {
+				id = string(kv[1])
+			}
+		}
+		if _, dup := ran[id]; dup {
+			t.Errorf("task id=%s ran twice", id)
+		}
+		ran[id] = rt
+	}
+	if len(ran) != n {
+		t.Fatalf("%d tasks ran, want %d", len(ran), n)
+	}
+	return ran
+}
+
+// The whole path: gospool run serves a directory, gospool spool hands it
+// tasks through the ring, the command gets them as JSON, a failing task is
+// retried, stats shows the counts, SIGTERM stops it with status 0.
+func TestRunSpoolEndToEnd(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "spool") // run creates it
+	out := t.TempDir()
+	p := startRun(t, []string{"OUT=" + out}, "--spooler", dir, "--spooler-exec", recordCmd, "--spooler-retry-delay", "0.05")
+	waitLive(t, dir, p)
+	real := realDir(t, dir)
+	ringPath := filepath.Join(real, ring.FileName)
+
+	spool := func(args ...string) {
+		t.Helper()
+		args = append([]string{"spool", "--spooler", dir}, args...)
+		r := gospool(t, args...).mustSucceed(t, args...)
+		if r.stdout != "ring "+ringPath+"\n" {
+			t.Fatalf("gospool %q printed %q, want the task in the ring %s", args, r.stdout, ringPath)
+		}
+	}
+	spool("task=resize", "id=1", "size=128x128")
+	spool("id=2", "dup=a", "dup=b", "empty=")
+	spool("id=3", "body=hello body")
+	spool("id=4", "fail=once")
+	ran := waitRan(t, out, 4, p)
+
+	for id, vars := range map[string]string{
+		"1": `[["task","resize"],["id","1"],["size","128x128"]]`,
+		"2": `[["id","2"],["dup","a"],["dup","b"],["empty",""]]`,
+		"3": `[["id","3"]]`,
+		"4": `[["id","4"],["fail","once"]]`,
+	} {
+		rt := ran[id]
+		if id == "4" {
+			// Retried: it ran from the spool file the retry was written to.
+			if rt.attempt != 2 || !strings.HasPrefix(rt.name, spoolfile.Prefix) || rt.path != filepath.Join(real, rt.name) {
+				t.Errorf("task 4: attempt %d, name %s, path %s; want attempt 2 from a spool file", rt.attempt, rt.name, rt.path)
+			}
+		} else if rt.attempt != 1 || !strings.HasPrefix(rt.name, "ring:") || rt.path != ringPath+"#"+strings.TrimPrefix(rt.name, "ring:") {
+			t.Errorf("task %s: attempt %d, name %s, path %s; want attempt 1 from the ring", id, rt.attempt, rt.name, rt.path)
+		}
+		if rt.dir != real {
+			t.Errorf("task %s: GOSPOOL_SPOOLER_DIR %s, want %s", id, rt.dir, real)
+		}
+		body, b64 := []byte(nil), ""
+		if id == "3" {
+			body = []byte("hello body")
+			b64 = `,"body_base64":"` + base64.StdEncoding.EncodeToString(body) + `"`
+		}
+		want := `{"path":"` + rt.path + `","vars":` + vars + `,"body_len":` + strconv.Itoa(len(body)) + `,"body_sha256":"` + sha(body) + `"` + b64 + "}\n"
+		if rt.raw != want {
+			t.Errorf("task %s got on stdin:\n%s\nwant\n%s", id, rt.raw, want)
+		}
+	}
+
+	// stats --json agrees: 3 tasks done from the ring plus the retry from
+	// its file, one retried after a failure, one spooler attached.
+	var st struct {
+		Dir  string
+		Ring struct {
+			Spooled, Spilled, Done, Retried, Failed, Ignored, Corrupt uint64
+			InFlight                                                  uint64 `json:"in_flight"`
+			Ready, Claimed                                            int
+			Fill                                                      float64
+			Lanes                                                     []map[string]any
+			Consumers                                                 []struct {
+				Entry, Pid int
+				Tasks      uint64
+				Since      time.Time
+			}
+		}
+		Files struct{ Due, Scheduled int }
+	}
+	waitFor(t, 5*time.Second, "the counters settle", func() bool {
+		r := gospool(t, "stats", "--spooler", dir, "--json").mustSucceed(t)
+		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+			t.Fatalf("%v in %s", err, r.stdout)
+		}
+		return st.Ring.Done == 4
+	}, p.stderr)
+	rs := st.Ring
+	if st.Dir != dir || rs.Spooled != 4 || rs.Spilled != 0 || rs.Retried != 1 || rs.Failed != 1 || rs.Ignored != 0 ||
+		rs.Corrupt != 0 || rs.InFlight != 0 || rs.Ready != 0 || rs.Claimed != 0 || st.Files.Due != 0 || st.Files.Scheduled != 0 {
+		t.Errorf("stats --json: %+v", st)
+	}
+	if len(rs.Consumers) != 1 || rs.Consumers[0].Pid != p.cmd.Process.Pid || time.Since(rs.Consumers[0].Since) > time.Minute {
+		t.Errorf("stats --json consumers: %+v, want one, pid %d", rs.Consumers, p.cmd.Process.Pid)
+	}
+	text := gospool(t, "stats", "--spooler", dir).mustSucceed(t).stdout
+	for _, want := range []string{"spool directory " + dir + "\n", "ring " + filepath.Join(dir, ring.FileName), "  done       4\n",
+		"  retried    1\n", "entry 0: pid " + strconv.Itoa(p.cmd.Process.Pid), "spool files: 0 due now, 0 scheduled for later\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("stats does not say %q:\n%s", want, text)
+		}
+	}
+
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0; stderr:\n%s", code, p.stderr)
+	}
+	logs := p.stderr.String()
+	for _, want := range []string{"spawned the gospool spooler on dir " + real + " with pid " + strconv.Itoa(p.cmd.Process.Pid), "exec: exit status 1", "got SIGTERM"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log does not say %q:\n%s", want, logs)
+		}
+	}
+	// No spooler now: spool writes a file again.
+	r := gospool(t, "spool", "--spooler", dir, "id=5").mustSucceed(t)
+	if !strings.HasPrefix(r.stdout, filepath.Join(real, spoolfile.Prefix)) {
+		t.Errorf("spool with the spooler stopped printed %q, want a spool file", r.stdout)
+	}
+}
+
+// Tasks spooled while no spooler runs wait in files; gospool run started
+// later runs them, also the ones scheduled with --at, when they are due.
+func TestRunPicksUpFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := t.TempDir()
+	real := realDir(t, dir)
+	var paths []string
+	for _, args := range [][]string{{"id=1"}, {"id=2", "body=x"}, {"id=3", "--at", strconv.FormatInt(time.Now().Unix()+1, 10)}} {
+		path := spoolFile(t, cmdOpts{}, dir, args...)
+		if !strings.HasPrefix(path, filepath.Join(real, spoolfile.Prefix)) {
+			t.Fatalf("spool printed %q, want a file in %s", path, real)
+		}
+		paths = append(paths, path)
+	}
+	p := startRun(t, []string{"OUT=" + out}, "--spooler", dir, "--spooler-exec", recordCmd, "--spooler-quiet")
+	ran := waitRan(t, out, 3, p)
+	for i, path := range paths {
+		rt := ran[strconv.Itoa(i+1)]
+		if rt.path != path || rt.doc.Path != path || rt.name != filepath.Base(path) {
+			t.Errorf("task %d ran as %s (%s), want %s", i+1, rt.path, rt.name, path)
+		}
+	}
+	waitFor(t, 5*time.Second, "the spool files removed", func() bool {
+		for _, path := range paths {
+			if _, err := os.Stat(path); err == nil {
+				return false
+			}
+		}
+		return true
+	}, p.stderr)
+	if strings.Contains(p.stderr.String(), "managing request") {
+		t.Errorf("--spooler-quiet still logs each task:\n%s", p.stderr)
+	}
+	// An --at task spooled while the spooler runs goes to a file and runs
+	// when due, without waiting for the 30 s scan.
+	r := gospool(t, "spool", "--spooler", dir, "id=4", "--at", strconv.FormatFloat(float64(time.Now().UnixMilli())/1000+1.5, 'f', 3, 64)).mustSucceed(t)
+	if !strings.HasPrefix(r.stdout, filepath.Join(real, spoolfile.Prefix)) {
+		t.Errorf("a task with a future --at went to %q, want a file", r.stdout)
+	}
+	waitRan(t, out, 4, p)
+	if code := p.stop(t, syscall.SIGINT); code != 0 {
+		t.Errorf("exit %d after SIGINT, want 0", code)
+	}
+}
+
+// --spooler-max-tasks N: the spooler exits 0 after N tasks (no master yet).
+func TestRunMaxTasks(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := t.TempDir()
+	for i := 1; i <= 3; i++ {
+		spoolFile(t, cmdOpts{}, dir, "id="+strconv.Itoa(i))
+	}
+	p := startRun(t, []string{"OUT=" + out}, "--spooler", dir, "--spooler-exec", recordCmd, "--spooler-max-tasks", "2")
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit %d, want 0; stderr:\n%s", code, p.stderr)
+	}
+	if names, _ := filepath.Glob(filepath.Join(out, "*.json")); len(names) != 2 {
+		t.Errorf("%d tasks ran, want 2", len(names))
+	}
+	if !strings.Contains(p.stderr.String(), "--spooler-max-tasks") {
+		t.Errorf("the exit is not explained:\n%s", p.stderr)
+	}
+}
+
+// --spooler-harakiri kills a command that runs too long; the task is retried.
+func TestRunHarakiri(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := t.TempDir()
+	cmd := `[ "$GOSPOOL_ATTEMPT" -ge 2 ] || exec sleep 30
+` + recordCmd
+	p := startRun(t, []string{"OUT=" + out}, "--spooler", dir, "--spooler-exec", cmd,
+		"--spooler-harakiri", "0.2", "--spooler-retry-delay", "0.05")
+	waitLive(t, dir, p)
+	start := time.Now()
+	gospool(t, "spool", "--spooler", dir, "id=1").mustSucceed(t)
+	if rt := waitRan(t, out, 1, p)["1"]; rt.attempt != 2 {
+		t.Errorf("attempt %d, want 2", rt.attempt)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v: harakiri did not cut the first attempt short", d)
+	}
+	if logs := p.stderr.String(); !strings.Contains(logs, "*** HARAKIRI ON THE SPOOLER (pid: "+strconv.Itoa(p.cmd.Process.Pid)+") *** task ring:") {
+		t.Errorf("no harakiri line:\n%s", logs)
+	}
+	if code := p.stop(t, syscall.SIGQUIT); code != 0 {
+		t.Errorf("exit %d after SIGQUIT, want 0", code)
+	}
+}
+
+// A shutdown stops the running command; its task runs again next time.
+func TestRunShutdownRetriesRunningTask(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := t.TempDir()
+	started := filepath.Join(out, "started")
+	p := startRun(t, []string{"OUT=" + out, "STARTED=" + started}, "--spooler", dir, "--spooler-exec", `touch "$STARTED"; exec sleep 30`,
+		"--spooler-retry-delay", "0.05")
+	waitLive(t, dir, p)
+	gospool(t, "spool", "--spooler", dir, "id=1").mustSucceed(t)
+	waitFor(t, 5*time.Second, "the command started", func() bool { _, err := os.Stat(started); return err == nil }, p.stderr)
+	start := time.Now()
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0; stderr:\n%s", code, p.stderr)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("shutdown took %v: the command did not get SIGTERM", d)
+	}
+	// The task waits in a retry file for the next spooler.
+	p2 := startRun(t, []string{"OUT=" + out}, "--spooler", dir, "--spooler-exec", recordCmd, "--spooler-retry-delay", "0.05")
+	if rt := waitRan(t, out, 1, p2)["1"]; rt.attempt != 2 {
+		t.Errorf("attempt %d after the shutdown, want 2", rt.attempt)
+	}
+	p2.stop(t, syscall.SIGTERM)
+}

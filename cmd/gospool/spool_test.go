@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gospool/gospool/spooler/ring"
+	"github.com/gospool/gospool/spooler/spoolfile"
+)
+
+// spoolFile runs gospool spool with no spooler on dir and returns the path
+// of the file it wrote.
+func spoolFile(t *testing.T, o cmdOpts, dir string, args ...string) string {
+	t.Helper()
+	args = append([]string{"spool", "--spooler", dir}, args...)
+	r := gospoolOpts(t, o, args...).mustSucceed(t, args...)
+	path := strings.TrimSuffix(r.stdout, "\n")
+	if strings.Contains(path, "\n") || r.stderr != "" {
+		t.Fatalf("gospool %q: stdout %q stderr %q, want one line", args, r.stdout, r.stderr)
+	}
+	return path
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// spool writes a uWSGI file when no spooler serves the directory; inspect
+// --json prints exactly what was spooled.
+func TestSpoolInspectRoundTrip(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	// Flags after KEY=VALUE, duplicates, empty values, '=' in values, UTF-8.
+	path := spoolFile(t, cmdOpts{}, dir, "task=resize", "a=1", "a=2", "empty=", "eq=x=y", "uni=héllo ✓", "tab=a\tb", "--at", "1.5")
+	prefix := filepath.Join(realDir(t, dir), spoolfile.Prefix)
+	if !strings.HasPrefix(path, prefix) {
+		t.Fatalf("spool printed %q, want a path starting with %s", path, prefix)
+	}
+	want := `{"path":"` + path + `","vars":[["task","resize"],["a","1"],["a","2"],["empty",""],["eq","x=y"],["uni","héllo ✓"],["tab","a\tb"],["at","1.5"]],"body_len":0,"body_sha256":"` + sha(nil) + `"}` + "\n"
+	r := gospool(t, "inspect", "--json", path).mustSucceed(t)
+	if r.stdout != want {
+		t.Errorf("inspect --json:\n got %s\nwant %s", r.stdout, want)
+	}
+	// "at" is the file's mtime, as uWSGI does.
+	if fi, err := os.Stat(path); err != nil || !fi.ModTime().Equal(time.Unix(1, 5e8)) {
+		t.Errorf("mtime %v (%v), want 1.5 s after the epoch", fi.ModTime(), err)
+	}
+	// The path is printed as given: relative here.
+	r = gospoolOpts(t, cmdOpts{dir: filepath.Dir(path)}, "inspect", "--json", filepath.Base(path)).mustSucceed(t)
+	if r.stdout != strings.Replace(want, path, filepath.Base(path), 1) {
+		t.Errorf("inspect --json with a relative path:\n got %s", r.stdout)
+	}
+	// Text form.
+	r = gospool(t, "inspect", path).mustSucceed(t)
+	wantText := path + "\n  task = resize\n  a = 1\n  a = 2\n  empty = \n  eq = x=y\n  uni = héllo ✓\n  tab = \"a\\tb\"\n  at = 1.5\n  body: none\n"
+	if r.stdout != wantText {
+		t.Errorf("inspect:\n got %q\nwant %q", r.stdout, wantText)
+	}
+}
+
+func TestSpoolBody(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bodyFile := filepath.Join(t.TempDir(), "body.bin")
+	body := []byte("\x00\xffbinary body\n")
+	if err := os.WriteFile(bodyFile, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		o    cmdOpts
+		args []string
+		body []byte
+	}{
+		{"body=", cmdOpts{}, []string{"task=up", "body=hello", "k=v"}, []byte("hello")},
+		{"file", cmdOpts{}, []string{"task=up", "--body-file", bodyFile}, body},
+		{"stdin", cmdOpts{stdin: "from stdin"}, []string{"--body-file", "-", "task=up"}, []byte("from stdin")},
+	} {
+		path := spoolFile(t, c.o, dir, c.args...)
+		tk, err := spoolfile.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(tk.Body, c.body) {
+			t.Errorf("%s: body %q, want %q", c.name, tk.Body, c.body)
+		}
+		for _, p := range tk.Pairs {
+			if string(p.Key) == "body" {
+				t.Errorf("%s: body became a pair", c.name)
+			}
+		}
+		r := gospool(t, "inspect", path).mustSucceed(t)
+		if want := "  body: " + strconv.Itoa(len(c.body)) + " bytes sha256 " + sha(c.body) + "\n"; !strings.HasSuffix(r.stdout, want) {
+			t.Errorf("%s: inspect says %q, want it to end with %q", c.name, r.stdout, want)
+		}
+	}
+}
+
+// --priority writes into the priority sub-directory, as uWSGI does.
+func TestSpoolPriority(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := spoolFile(t, cmdOpts{}, dir, "--priority", "5", "task=report")
+	if want := filepath.Join(realDir(t, dir), "5", spoolfile.Prefix); !strings.HasPrefix(path, want) {
+		t.Errorf("path %s, want it under %s", path, want)
+	}
+	tk, err := spoolfile.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := tk.Get("priority"); string(v) != "5" {
+		t.Errorf("priority %q", v)
+	}
+	// stats counts the files in priority sub-directories too, due or not.
+	spoolFile(t, cmdOpts{}, dir, "--at", strconv.FormatInt(time.Now().Unix()+3600, 10), "task=later")
+	r, err := ring.Create(filepath.Join(dir, ring.FileName), ring.Options{Geometry: ring.Geometry{Lanes: 1, SlotsPerLane: 2, LaneBytes: 4096, Consumers: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	res := gospool(t, "stats", "--spooler", dir, "--json").mustSucceed(t)
+	want := `{"dir":"` + dir + `","ring":{"spooled":0,"spilled":0,"done":0,"retried":0,"failed":0,"ignored":0,"corrupt":0,"in_flight":0,` +
+		`"ready":0,"claimed":0,"fill":0,"sleepers":0,"lanes":[],"consumers":[]},"files":{"due":1,"scheduled":1}}` + "\n"
+	if res.stdout != want {
+		t.Errorf("stats --json:\n got %s\nwant %s", res.stdout, want)
+	}
+}

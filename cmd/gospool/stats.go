@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gospool/gospool/spooler/ring"
+	"github.com/gospool/gospool/spooler/spoolfile"
+)
+
+const statsHelp = `Show the state of the spool directory DIR without disturbing it: the
+counters of its shared-memory ring (kept by every gospool process that used
+it, so no server is needed), its lanes with a producer or with records, the
+spooler processes attached, and how many uWSGI spool files wait in DIR
+(due now, or scheduled for later by their "at").
+
+Counters: spooled (into the ring), spilled (to files instead: lane full or
+task too big), done, retried, failed (handler error or panic, also counted
+in retried), ignored (no handler took it), corrupt (dropped records), in
+flight (running now). ready and claimed are counted in the ring right now;
+fill is the percentage of the ring's payload space in use.
+
+--json prints one object:
+  {"dir", "ring": {"spooled", "spilled", "done", "retried", "failed",
+   "ignored", "corrupt", "in_flight", "ready", "claimed", "fill", "sleepers",
+   "lanes": [{"lane", "owner_pid", "ready", "claimed", "writing"}],
+   "consumers": [{"entry", "pid", "tasks", "since"}]},
+   "files": {"due", "scheduled"}}`
+
+func cmdStats(_ context.Context, a *app, args []string) error {
+	flags := newFlagSet("stats", "gospool stats --spooler DIR [--json]", statsHelp)
+	var dirs listValue
+	flags.Var(&dirs, "spooler", "the spool directory `DIR`")
+	asJSON := flags.Bool("json", false, "print one JSON object instead of text")
+	pos, err := flags.parse(a, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageErrorf("unexpected argument %q: stats takes no arguments besides its flags", pos[0])
+	}
+	dir, err := oneDir(dirs, "stats")
+	if err != nil {
+		return err
+	}
+	if err := checkDir(dir); err != nil {
+		return err
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	path := filepath.Join(dir, ring.FileName)
+	r, err := ring.Open(path, ring.Options{})
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no gospool ring in %s: no gospool spooler has served it yet (start one with gospool run --spooler %s)", dir, dir)
+	}
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	st := r.Stats()
+	files, err := countFiles(dir, time.Now(), true)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(a.stdout, statsDoc{Dir: dir, Ring: ringDocOf(st), Files: files})
+	}
+	fmt.Fprintf(a.stdout, "spool directory %s\n", dir)
+	printRing(a.stdout, path, st)
+	fmt.Fprintf(a.stdout, "spool files: %d due now, %d scheduled for later\n", files.Due, files.Scheduled)
+	return nil
+}
+
+// statsDoc is the JSON of `gospool stats --json`.
+type statsDoc struct {
+	Dir   string   `json:"dir"`
+	Ring  ringDoc  `json:"ring"`
+	Files filesDoc `json:"files"`
+}
+
+type ringDoc struct {
+	Spooled   uint64        `json:"spooled"`
+	Spilled   uint64        `json:"spilled"`
+	Done      uint64        `json:"done"`
+	Retried   uint64        `json:"retried"`
+	Failed    uint64        `json:"failed"`
+	Ignored   uint64        `json:"ignored"`
+	Corrupt   uint64        `json:"corrupt"`
+	InFlight  uint64        `json:"in_flight"`
+	Ready     int           `json:"ready"`
+	Claimed   int           `json:"claimed"`
+	Fill      float64       `json:"fill"` // percent
+	Sleepers  uint32        `json:"sleepers"`
+	Lanes     []laneDoc     `json:"lanes"`
+	Consumers []consumerDoc `json:"consumers"`
+}
+
+type laneDoc struct {
+	Lane     int  `json:"lane"`
+	OwnerPid int  `json:"owner_pid"`
+	Ready    int  `json:"ready"`
+	Claimed  int  `json:"claimed"`
+	Writing  bool `json:"writing"`
+}
+
+type consumerDoc struct {
+	Entry int    `json:"entry"`
+	Pid   int    `json:"pid"`
+	Tasks uint64 `json:"tasks"`
+	Since string `json:"since"` // RFC 3339
+}
+
+type filesDoc struct {
+	Due       int `json:"due"`
+	Scheduled int `json:"scheduled"`
+}
+
+func ringDocOf(st ring.Stats) ringDoc {
+	d := ringDoc{
+		Spooled: st.Spooled, Spilled: st.Spilled, Done: st.Done, Retried: st.Retried,
+		Failed: st.Failed, Ignored: st.Ignored, Corrupt: st.Corrupt, InFlight: st.InFlight,
+		Ready: st.Ready, Claimed: st.Claimed, Fill: st.Fill * 100, Sleepers: st.Sleepers,
+		Lanes: []laneDoc{}, Consumers: []consumerDoc{},
+	}
+	for _, l := range st.Lanes {
+		d.Lanes = append(d.Lanes, laneDoc{Lane: l.Lane, OwnerPid: l.OwnerPid, Ready: l.Ready, Claimed: l.Claimed, Writing: l.Writing})
+	}
+	for _, c := range st.Consumers {
+		d.Consumers = append(d.Consumers, consumerDoc{Entry: c.Entry, Pid: c.Pid, Tasks: c.Tasks, Since: c.Since.Format(time.RFC3339Nano)})
+	}
+	return d
+}
+
+// printRing writes the text form of a ring's stats.
+func printRing(w io.Writer, path string, st ring.Stats) {
+	g := st.Geometry
+	fmt.Fprintf(w, "ring %s: %d lanes of %d records and %s, %d consumer entries\n",
+		path, g.Lanes, g.SlotsPerLane, sizeString(g.LaneBytes), g.Consumers)
+	rows := []struct {
+		name string
+		n    any
+	}{
+		{"spooled", st.Spooled}, {"spilled", st.Spilled}, {"done", st.Done},
+		{"retried", st.Retried}, {"failed", st.Failed}, {"ignored", st.Ignored},
+		{"corrupt", st.Corrupt}, {"in flight", st.InFlight}, {"ready", st.Ready},
+		{"claimed", st.Claimed}, {"fill", fmt.Sprintf("%.2f%%", st.Fill*100)},
+		{"sleepers", st.Sleepers},
+	}
+	for _, r := range rows {
+		fmt.Fprintf(w, "  %-10s %v\n", r.name, r.n)
+	}
+	if len(st.Lanes) == 0 {
+		fmt.Fprintln(w, "lanes: none in use")
+	} else {
+		fmt.Fprintln(w, "lanes in use:")
+	}
+	for _, l := range st.Lanes {
+		owner := "no owner"
+		if l.OwnerPid != 0 {
+			owner = fmt.Sprintf("owner pid %d", l.OwnerPid)
+		}
+		writing := ""
+		if l.Writing {
+			writing = ", a record being written"
+		}
+		fmt.Fprintf(w, "  lane %d: %s, %d ready, %d claimed%s\n", l.Lane, owner, l.Ready, l.Claimed, writing)
+	}
+	if len(st.Consumers) == 0 {
+		fmt.Fprintln(w, "consumers: none (no gospool spooler is attached)")
+	} else {
+		fmt.Fprintln(w, "consumers:")
+	}
+	for _, c := range st.Consumers {
+		fmt.Fprintf(w, "  entry %d: pid %d, tasks %d, since %s\n", c.Entry, c.Pid, c.Tasks, c.Since.Format(time.DateTime))
+	}
+}
+
+func sizeString(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// countFiles counts the uWSGI spool files waiting in dir and in its
+// priority sub-directories (all-digit names, as uWSGI's): due when their
+// mtime (their "at") has come, scheduled otherwise.
+func countFiles(dir string, now time.Time, top bool) (filesDoc, error) {
+	var n filesDoc
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return n, fmt.Errorf("reading spool directory %s: %w", dir, unwrapPath(err))
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if top && e.IsDir() && allDigits(name) {
+			sub, err := countFiles(filepath.Join(dir, name), now, false)
+			if err == nil {
+				n.Due += sub.Due
+				n.Scheduled += sub.Scheduled
+			}
+			continue
+		}
+		if !strings.HasPrefix(name, spoolfile.Prefix) || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue // run and removed since the listing
+		}
+		if fi.ModTime().After(now) {
+			n.Scheduled++
+		} else {
+			n.Due++
+		}
+	}
+	return n, nil
+}
+
+func allDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// writeJSON prints v as one line of JSON.
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
