@@ -512,6 +512,7 @@ func (s *Spooler) settle(j job, keep *Task, suffix string) {
 		s.ring.NoteFile()
 	}
 	if j.file != nil {
+		s.cons.NoteTask()
 		if err := j.file.Remove(); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			s.log.Printf("[spooler %s] remove %s: %v", s.dir, j.name, err)
 		}

@@ -123,7 +123,7 @@ as uWSGI spool files when a task must wait or is too big for the ring.
 	defer stop()
 
 	ringPath := filepath.Join(s.Dir(), ring.FileName)
-	r, err := waitRing(ctx, ringPath, ran)
+	r, err := waitRing(ctx, s, ringPath, ran)
 	if err != nil {
 		return err
 	}
@@ -147,7 +147,6 @@ as uWSGI spool files when a task must wait or is too big for the ring.
 		}
 		where := "into the ring"
 		if path != "" {
-			r.NoteFile() // see noteFile in spool.go
 			where = "into the file " + filepath.Base(path)
 			if dt.why != "" {
 				where += ": " + dt.why
@@ -186,23 +185,16 @@ and "failed" the e-mail that failed once. Next, with a real spool directory:
 	return stop()
 }
 
-// waitRing waits until the spooler has created its ring and attached to it.
-func waitRing(ctx context.Context, path string, ran <-chan error) (*ring.Ring, error) {
-	for {
-		r, err := ring.Open(path, ring.Options{})
-		if err == nil {
-			if len(r.Stats().Consumers) > 0 {
-				return r, nil
-			}
-			r.Close()
-		}
-		select {
-		case err := <-ran:
-			return nil, fmt.Errorf("the spooler stopped before it started: %v", err)
-		case <-ctx.Done():
-			return nil, fmt.Errorf("the spooler did not start within %v", demoTimeout)
-		case <-time.After(2 * time.Millisecond):
-		}
+// waitRing waits until the spooler has attached to its ring, and opens it
+// for the stats the demo prints.
+func waitRing(ctx context.Context, s *spooler.Spooler, path string, ran <-chan error) (*ring.Ring, error) {
+	select {
+	case <-s.Ready():
+		return ring.Open(path, ring.Options{ReadOnly: true})
+	case err := <-ran:
+		return nil, fmt.Errorf("the spooler stopped before it started: %v", err)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("the spooler did not start within %v", demoTimeout)
 	}
 }
 

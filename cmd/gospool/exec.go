@@ -23,8 +23,6 @@ type execHandler struct {
 	dir      string        // the spool directory, absolute
 	harakiri time.Duration // 0: no time limit
 	log      *log.Logger
-	// shutdown is cancelled when the spooler stops.
-	shutdown context.Context
 }
 
 // The causes of a command's cancellation: --spooler-harakiri fired, or the
@@ -46,15 +44,9 @@ func (h *execHandler) handle(ctx context.Context, t *spooler.Task) error {
 	if err != nil {
 		return fmt.Errorf("exec: the task as JSON: %w", err)
 	}
-	// The spooler cancels ctx at shutdown only once its loop has stopped,
-	// which with one task at a time waits for this very handler; so watch
-	// the shutdown directly too.
+	// The spooler cancels ctx when it shuts down.
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	if h.shutdown != nil {
-		stop := context.AfterFunc(h.shutdown, func() { cancel(errShutdown) })
-		defer stop()
-	}
 	if h.harakiri > 0 {
 		var cancelTimeout context.CancelFunc
 		runCtx, cancelTimeout = context.WithTimeoutCause(runCtx, h.harakiri, errHarakiri)
@@ -90,7 +82,7 @@ func (h *execHandler) handle(ctx context.Context, t *spooler.Task) error {
 		return nil
 	}
 	switch {
-	case ctx.Err() != nil, errors.Is(context.Cause(runCtx), errShutdown):
+	case ctx.Err() != nil:
 		return fmt.Errorf("exec: stopped by the spooler's shutdown: %w", errShutdown)
 	case errors.Is(context.Cause(runCtx), errHarakiri):
 		h.log.Printf("*** HARAKIRI ON THE SPOOLER (pid: %d) *** task %s ran for more than %v; its command was killed and the task will be retried", os.Getpid(), info.Name, h.harakiri)

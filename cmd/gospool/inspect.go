@@ -97,9 +97,6 @@ func printable(b []byte) string {
 	return string(b)
 }
 
-// ringMagic starts every ring file (see package ring's layout).
-const ringMagic = "GOSPRING"
-
 func isRingFile(path string) bool {
 	if filepath.Base(path) == ring.FileName {
 		return true
@@ -109,13 +106,13 @@ func isRingFile(path string) bool {
 		return false
 	}
 	defer f.Close()
-	head := make([]byte, len(ringMagic))
+	head := make([]byte, len(ring.Magic))
 	_, err = io.ReadFull(f, head)
-	return err == nil && string(head) == ringMagic
+	return err == nil && string(head) == ring.Magic
 }
 
 func inspectRing(w io.Writer, path string, asJSON bool) error {
-	r, err := ring.Open(path, ring.Options{})
+	r, err := ring.Open(path, ring.Options{ReadOnly: true})
 	if err != nil {
 		return err
 	}

@@ -103,6 +103,9 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	}
 
 	logger := log.New(a.stderr, "", 0)
+	if cfg.Frequency == 0 {
+		cfg.Frequency = -1 // spooler.Config: negative turns the periodic scan off
+	}
 	cfg.Dir = dirs[0]
 	cfg.Logger = logger
 	s, err := spooler.New(cfg)
@@ -111,7 +114,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	h := &execHandler{cmd: *execCmd, dir: s.Dir(), harakiri: harakiri, log: logger, shutdown: ctx}
+	h := &execHandler{cmd: *execCmd, dir: s.Dir(), harakiri: harakiri, log: logger}
 	s.HandleDefault(h.handle)
 	stopSignals := onSignals(logger, s.Dir(), cancel)
 	defer stopSignals()

@@ -97,24 +97,9 @@ func cmdSpool(ctx context.Context, a *app, args []string) error {
 	if path == "" {
 		fmt.Fprintf(a.stdout, "ring %s\n", ringPath)
 	} else {
-		noteFile(ringPath)
 		fmt.Fprintln(a.stdout, path)
 	}
 	return c.Close()
-}
-
-// noteFile tells the spoolers attached to the ring, if any, that a spool
-// file appeared, so that they look at it now rather than at their next
-// periodic scan (up to --spooler-frequency later). Client.Spool does it only
-// for tasks spilled from the ring, not for those that go to a file because
-// of their "at" or "priority".
-func noteFile(ringPath string) {
-	r, err := ring.Open(ringPath, ring.Options{})
-	if err != nil {
-		return // no ring: no gospool spooler to tell
-	}
-	r.NoteFile()
-	r.Close()
 }
 
 // buildTask turns KEY=VALUE arguments into a task; KEY "body" sets the body.

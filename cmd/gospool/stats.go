@@ -58,7 +58,7 @@ func cmdStats(_ context.Context, a *app, args []string) error {
 		dir = abs
 	}
 	path := filepath.Join(dir, ring.FileName)
-	r, err := ring.Open(path, ring.Options{})
+	r, err := ring.Open(path, ring.Options{ReadOnly: true})
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("no gospool ring in %s: no gospool spooler has served it yet (start one with gospool run --spooler %s)", dir, dir)
 	}

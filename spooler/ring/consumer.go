@@ -219,6 +219,12 @@ func (c *Consumer) finish(rec Record, state uint8) error {
 	return nil
 }
 
+// NoteTask counts a task this consumer finished outside the ring (a spool
+// file), so that the per-consumer count in [Stats] covers every task.
+func (c *Consumer) NoteTask() {
+	c.r.m.u64(c.r.consumerOff(c.entry) + conTasks).Add(1)
+}
+
 // Wait returns when a record may be ready, when a producer spilled a task to
 // the directory (see [Ring.FileSeq]), or after at most d. It first spins for
 // up to spin, looking at the lanes, then sleeps on the header's futex; a
