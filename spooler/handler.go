@@ -74,6 +74,9 @@ type infoKey struct{}
 
 // TaskInfo returns the description of the task whose handler received ctx.
 func TaskInfo(ctx context.Context) Info {
-	i, _ := ctx.Value(infoKey{}).(Info)
-	return i
+	j, ok := ctx.Value(infoKey{}).(*job)
+	if !ok {
+		return Info{}
+	}
+	return j.info()
 }

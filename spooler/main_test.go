@@ -119,6 +119,9 @@ func roleSpooler() error {
 			now := ring.MonotonicNanos()
 			v, _ := t.Get("t0")
 			t0, _ := strconv.ParseInt(string(v), 10, 64)
+			if os.Getenv("SPOOL_FROM_PUBLISH") != "" {
+				t0 = now - int64(time.Since(TaskInfo(ctx).Spooled))
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if len(lat) == 0 {

@@ -178,9 +178,32 @@ func (s *Spooler) logf(format string, args ...any) {
 
 // job is one task to run: from the ring (rec) or from a locked file (file).
 type job struct {
-	rec  ring.Record
-	file *spoolfile.File
-	name string
+	rec      ring.Record
+	file     *spoolfile.File
+	fileName string // bare name of file
+	ringPath string
+	attempt  int
+}
+
+// name is the task's name in logs: the bare file name, as uWSGI logs it,
+// or "ring:LANE:SEQ". Built on demand: the hot path never needs it.
+func (j *job) name() string {
+	if j.file != nil {
+		return j.fileName
+	}
+	return j.rec.String()
+}
+
+// info describes the job for [TaskInfo].
+func (j *job) info() Info {
+	i := Info{Name: j.name(), Attempt: j.attempt}
+	if j.file != nil {
+		i.Path = j.file.Path()
+	} else {
+		i.Path = j.ringPath + "#" + strings.TrimPrefix(i.Name, "ring:")
+		i.Spooled = time.Now().Add(-time.Duration(ring.MonotonicNanos() - j.rec.Stamp))
+	}
+	return i
 }
 
 // Run serves the directory until ctx is cancelled, then lets running
@@ -223,14 +246,14 @@ func (s *Spooler) Run(ctx context.Context) error {
 	)
 	dispatch := func(j job) {
 		if s.cfg.Concurrency == 1 {
-			s.run(handlerCtx, j, ignored)
+			s.run(handlerCtx, &j, ignored)
 			<-sem
 			return
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.run(handlerCtx, j, nil)
+			s.run(handlerCtx, &j, nil)
 			<-sem
 		}()
 	}
@@ -311,7 +334,7 @@ func (s *Spooler) claim() (job, bool) {
 			s.log.Printf("[spooler %s] %v", s.dir, err)
 			continue
 		}
-		return job{rec: rec, name: rec.String()}, ok
+		return job{rec: rec}, ok
 	}
 }
 
@@ -387,7 +410,7 @@ func (s *Spooler) nextFile(due *[]string, ignored map[string]bool) (job, bool) {
 				f.Close()
 				continue
 			}
-			return job{file: f, name: name}, true
+			return job{file: f, fileName: name}, true
 		case errors.Is(err, spoolfile.ErrLocked), errors.Is(err, fs.ErrNotExist):
 			// Another spooler runs it, or ran it already.
 		default:
@@ -426,47 +449,46 @@ func (s *Spooler) backoff(attempt int) time.Duration {
 }
 
 // run executes one job and settles its task.
-func (s *Spooler) run(ctx context.Context, j job, ignored map[string]bool) {
-	info := Info{Name: j.name, Attempt: 1}
+func (s *Spooler) run(ctx context.Context, j *job, ignored map[string]bool) {
 	var t *Task
 	var err error
 	if j.file != nil {
-		info.Path = j.file.Path()
-		info.Attempt = attemptOf(j.name)
+		j.attempt = attemptOf(j.fileName)
 		t, err = j.file.Task()
 		if err != nil {
 			s.quarantine(j.file, err)
 			return
 		}
 	} else {
-		info.Path = s.ring.Path() + "#" + strings.TrimPrefix(j.name, "ring:")
-		info.Spooled = time.Now().Add(-time.Duration(ring.MonotonicNanos() - j.rec.Stamp))
+		j.attempt = 1
+		j.ringPath = s.ring.Path()
 		t, err = record.Decode(j.rec.Payload)
 		if err != nil {
 			s.ring.Add(ring.Corrupt, 1)
-			s.log.Printf("[spooler %s] %s: %v; dropped, not run", s.dir, j.name, err)
+			s.log.Printf("[spooler %s] %s: %v; dropped, not run", s.dir, j.name(), err)
 			_ = s.cons.Done(j.rec)
 			return
 		}
 	}
+	var start time.Time
 	if !s.cfg.Quiet {
-		s.logf("managing request %s ...", j.name)
+		s.logf("managing request %s ...", j.name())
+		start = time.Now()
 	}
-	start := time.Now()
-	herr := s.call(context.WithValue(ctx, infoKey{}, info), t)
+	herr := s.call(context.WithValue(ctx, infoKey{}, j), t)
 	res := ResultOf(herr)
 	switch res {
 	case OK:
 		s.ring.Add(ring.Done, 1)
 		if !s.cfg.Quiet {
-			s.logf("done with task %s after %d seconds", j.name, int(time.Since(start).Seconds()))
+			s.logf("done with task %s after %d seconds", j.name(), int(time.Since(start).Seconds()))
 		}
 		s.settle(j, nil, "")
 	case Ignore:
 		s.ring.Add(ring.Ignored, 1)
-		s.logf("unable to find the spooler function for %s (task %q), have you registered a handler for it? keeping it", j.name, t.Name())
+		s.logf("unable to find the spooler function for %s (task %q), have you registered a handler for it? keeping it", j.name(), t.Name())
 		if ignored != nil && j.file != nil {
-			ignored[j.name] = true
+			ignored[j.name()] = true
 		}
 		if j.file != nil {
 			j.file.Close()
@@ -478,10 +500,10 @@ func (s *Spooler) run(ctx context.Context, j job, ignored map[string]bool) {
 		if herr != nil && !errors.Is(herr, errRetryCode) {
 			s.ring.Add(ring.Failed, 1)
 		}
-		delay := s.backoff(info.Attempt)
-		s.logf("task %s attempt %d failed: %v; retry in %v", j.name, info.Attempt, herr, delay.Round(time.Millisecond))
+		delay := s.backoff(j.attempt)
+		s.logf("task %s attempt %d failed: %v; retry in %v", j.name(), j.attempt, herr, delay.Round(time.Millisecond))
 		retry := t.Clone()
-		s.settleRetry(j, retry, info.Attempt, time.Now().Add(delay))
+		s.settleRetry(j, retry, j.attempt, time.Now().Add(delay))
 	}
 }
 
@@ -502,10 +524,10 @@ func (s *Spooler) call(ctx context.Context, t *Task) (err error) {
 
 // settle finishes a job: a ring record is marked done, a file removed. When
 // keep is non-nil the task is first written as a spool file due now.
-func (s *Spooler) settle(j job, keep *Task, suffix string) {
+func (s *Spooler) settle(j *job, keep *Task, suffix string) {
 	if keep != nil {
 		if _, err := s.files.WriteNamed(keep, time.Time{}, suffix); err != nil {
-			s.log.Printf("[spooler %s] cannot write %s back as a spool file: %v; it stays in the ring", s.dir, j.name, err)
+			s.log.Printf("[spooler %s] cannot write %s back as a spool file: %v; it stays in the ring", s.dir, j.name(), err)
 			s.giveBack(j)
 			return
 		}
@@ -514,7 +536,7 @@ func (s *Spooler) settle(j job, keep *Task, suffix string) {
 	if j.file != nil {
 		s.cons.NoteTask()
 		if err := j.file.Remove(); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.log.Printf("[spooler %s] remove %s: %v", s.dir, j.name, err)
+			s.log.Printf("[spooler %s] remove %s: %v", s.dir, j.name(), err)
 		}
 		return
 	}
@@ -523,9 +545,9 @@ func (s *Spooler) settle(j job, keep *Task, suffix string) {
 	}
 }
 
-func (s *Spooler) settleRetry(j job, t *Task, attempt int, at time.Time) {
+func (s *Spooler) settleRetry(j *job, t *Task, attempt int, at time.Time) {
 	if _, err := s.files.WriteNamed(t, at, retrySuffix+strconv.Itoa(attempt)); err != nil {
-		s.log.Printf("[spooler %s] cannot write the retry of %s: %v; it will run again from where it is", s.dir, j.name, err)
+		s.log.Printf("[spooler %s] cannot write the retry of %s: %v; it will run again from where it is", s.dir, j.name(), err)
 		s.giveBack(j)
 		return
 	}
@@ -534,7 +556,7 @@ func (s *Spooler) settleRetry(j job, t *Task, attempt int, at time.Time) {
 }
 
 // giveBack leaves a task where it was, for another try.
-func (s *Spooler) giveBack(j job) {
+func (s *Spooler) giveBack(j *job) {
 	if j.file != nil {
 		j.file.Close()
 		return

@@ -5,6 +5,7 @@ import (
 	"hash/crc32"
 	"os"
 	"runtime"
+	"strconv"
 	"time"
 )
 
@@ -39,7 +40,13 @@ type Record struct {
 }
 
 // String names the record in logs: "ring:LANE:SEQ".
-func (rec Record) String() string { return fmt.Sprintf("ring:%d:%d", rec.Lane, rec.Seq) }
+func (rec Record) String() string {
+	b := make([]byte, 0, 24)
+	b = append(b, "ring:"...)
+	b = strconv.AppendInt(b, int64(rec.Lane), 10)
+	b = append(b, ':')
+	return string(strconv.AppendUint(b, rec.Seq, 10))
+}
 
 // CorruptError reports a record that failed its bounds or CRC check. The
 // record has been marked done and counted as corrupt; it is never run.
@@ -237,8 +244,13 @@ func (c *Consumer) Wait(d, spin time.Duration) {
 			if c.Peek() || c.r.FileSeq() != c.lastFileSeq {
 				return
 			}
-			if i%64 == 63 && time.Since(start) >= spin {
-				break
+			if i%64 == 63 {
+				if spent := time.Since(start); spent >= spin {
+					if d -= spent; d <= 0 {
+						return // spun for the whole wait (busy polling)
+					}
+					break
+				}
 			}
 			runtime.Gosched()
 		}
