@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -27,6 +28,12 @@ func startLatencySpooler(b *testing.B, dir string, n int, busyPoll bool) *proc {
 	env := []string{"SPOOL_DIR=" + dir, "SPOOL_HANDLER=latency", "SPOOL_EXPECT=" + strconv.Itoa(n), "SPOOL_BENCH_GEOMETRY=1"}
 	if busyPoll {
 		env = append(env, "SPOOL_BUSY_POLL=1")
+	}
+	if cpu := os.Getenv("SPOOL_BENCH_SPOOLER_CPU"); cpu != "" {
+		env = append(env, "SPOOL_CPU="+cpu)
+	}
+	if g := os.Getenv("SPOOL_BENCH_SPOOLER_GOMAXPROCS"); g != "" {
+		env = append(env, "GOMAXPROCS="+g)
 	}
 	p := startProc(b, "spooler", env...)
 	p.waitReady(b)
@@ -153,9 +160,6 @@ func BenchmarkHandoff(b *testing.B) {
 // spooler process with a no-op handler. tasks/s is counted from the first
 // task spooled to the last task handled.
 func BenchmarkThroughput(b *testing.B) {
-	if b.N < 1000 {
-		b.N = 1000
-	}
 	dir := b.TempDir()
 	sp := startLatencySpooler(b, dir, b.N, false)
 	b.ResetTimer()

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gospool/gospool/spooler/ring"
+	"golang.org/x/sys/unix"
 )
 
 // Real-process tests and benchmarks re-execute this test binary with
@@ -70,6 +71,12 @@ func geometryFromEnv() ring.Geometry {
 //	latency  note now - t0 (the producer's CLOCK_MONOTONIC before its spool
 //	         call); after SPOOL_EXPECT tasks print a JSON summary and exit
 func roleSpooler() error {
+	if cpu := os.Getenv("SPOOL_CPU"); cpu != "" {
+		n, _ := strconv.Atoi(cpu)
+		var set unix.CPUSet
+		set.Set(n)
+		unix.SchedSetaffinity(0, &set)
+	}
 	if path := os.Getenv("SPOOL_CPUPROFILE"); path != "" {
 		f, err := os.Create(path)
 		if err != nil {

@@ -116,7 +116,7 @@ type child struct {
 	lines  chan string // stdout lines
 }
 
-func startRole(t *testing.T, role string, env ...string) *child {
+func startRole(t testing.TB, role string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(append(os.Environ(), roleEnv+"="+role), env...)

@@ -15,7 +15,7 @@ import (
 
 var small = Geometry{Lanes: 2, SlotsPerLane: 4, LaneBytes: 4096, Consumers: 4}
 
-func newRing(t *testing.T, g Geometry) (*Ring, string) {
+func newRing(t testing.TB, g Geometry) (*Ring, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), FileName)
 	r, err := Create(path, Options{Geometry: g})
