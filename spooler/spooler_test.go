@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gospool/gospool/spooler/ring"
+	"github.com/gospool/gospool/spooler/spoolfile"
 )
 
 // logBuffer collects a spooler's log lines for assertions.
@@ -154,4 +156,95 @@ func TestRingTasksRunAndRetry(t *testing.T) {
 		}
 		return true
 	})
+}
+
+func TestAttemptSurvivesInTheFileName(t *testing.T) {
+	cases := map[string]int{
+		"uwsgi_spoolfile_on_h_1_2_3_4_5":         1,
+		"uwsgi_spoolfile_on_h_1_2_3_4_5.retry1":  2,
+		"uwsgi_spoolfile_on_h_1_2_3_4_5.retry41": 42,
+		"uwsgi_spoolfile_on_h_1_2_3_4_5.retryx":  1,
+		"uwsgi_spoolfile_on_h.retry_1_2_3_4_5":   1,
+		"uwsgi_spoolfile_on_h_1_2_3_4_5.retry-3": 1,
+	}
+	for name, want := range cases {
+		if got := attemptOf(name); got != want {
+			t.Errorf("attemptOf(%q) = %d, want %d", name, got, want)
+		}
+	}
+}
+
+func TestBackoffDoublesWithJitterUpToTheCap(t *testing.T) {
+	s := &Spooler{cfg: Config{RetryDelay: time.Second, RetryMaxDelay: 10 * time.Second}}
+	for attempt, base := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 5: 10 * time.Second, 60: 10 * time.Second} {
+		for i := 0; i < 50; i++ {
+			d := s.backoff(attempt)
+			if d < base*8/10 || d > base*12/10 {
+				t.Fatalf("attempt %d: backoff %v outside %v ±20%%", attempt, d, base)
+			}
+		}
+	}
+}
+
+// A task retried by one spooler and run by a new one after a restart knows
+// its attempt number, and the retried file carries the original pairs only.
+func TestRetryAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	attempts := make(chan int, 10)
+	run := func(fail bool) func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		s, err := New(Config{Dir: dir, RetryDelay: 10 * time.Millisecond, Logger: log.New(io.Discard, "", 0), Ring: ring.Options{Geometry: testGeometry}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.HandleDefault(func(ctx context.Context, tk *Task) error {
+			attempts <- TaskInfo(ctx).Attempt
+			if fail {
+				return errors.New("down")
+			}
+			return nil
+		})
+		done := make(chan struct{})
+		go func() { s.Run(ctx); close(done) }()
+		return func() { cancel(); <-done }
+	}
+	c, _ := NewClient(dir, ClientOptions{NoRing: true})
+	defer c.Close()
+	if _, err := c.Spool(context.Background(), NewTask("task", "x", "k", "v")); err != nil {
+		t.Fatal(err)
+	}
+	stop := run(true)
+	if a := <-attempts; a != 1 {
+		t.Fatalf("first attempt %d", a)
+	}
+	if a := <-attempts; a != 2 {
+		t.Fatalf("second attempt %d", a)
+	}
+	stop()
+	// Whatever is pending now is a retry file; it has the original pairs.
+	var retry string
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".retry") {
+			retry = e.Name()
+		}
+	}
+	if retry == "" {
+		t.Fatal("no retry file after the failed attempts")
+	}
+	tk, err := spoolfile.ReadFile(filepath.Join(dir, retry))
+	if err != nil || len(tk.Pairs) != 2 || tk.Name() != "x" {
+		t.Fatalf("retry file %s: %v %v", retry, tk, err)
+	}
+	stop = run(false)
+	defer stop()
+	want := attemptOf(retry)
+	for a := range attempts {
+		if a == want {
+			return
+		}
+		if a > want {
+			t.Fatalf("attempt %d after the restart, want %d", a, want)
+		}
+	}
 }
