@@ -67,38 +67,25 @@ func (r *Ring) Consumer() (*Consumer, error) {
 	if err := r.acquire(); err != nil {
 		return nil, err
 	}
-	for i := 0; i < r.geo.Consumers; i++ {
-		off := r.consumerOff(i)
-		r.mu.Lock()
-		if r.consumersHere[i] {
-			r.mu.Unlock()
-			continue
+	i, err := r.takeEntry(r.geo.Consumers, r.consumerOff, r.consumersHere)
+	if err != nil {
+		r.release()
+		if err == errNoneFree {
+			err = ErrNoConsumerSlot
 		}
-		ok, err := tryLockByte(r.f, int64(off))
-		if err != nil {
-			r.mu.Unlock()
-			r.release()
-			return nil, err
-		}
-		if !ok {
-			r.mu.Unlock()
-			continue
-		}
-		r.consumersHere[i] = true
-		r.mu.Unlock()
-		gen := r.m.u32(off+conGen).Add(1) & 0xFFFF
-		r.m.u32(off + conPid).Store(uint32(os.Getpid()))
-		r.m.u64(off + conTasks).Store(0)
-		r.m.u64(off + conSince).Store(uint64(time.Now().UnixNano()))
-		c := &Consumer{r: r, entry: i, owner: ownerOf(i, gen), cursor: make([]uint64, r.geo.Lanes)}
-		c.clearSleeping(i)
-		c.recoverSeq = r.m.u32(offRecoverSeq).Load()
-		c.lastFileSeq = r.FileSeq()
-		c.ReleaseDead()
-		return c, nil
+		return nil, err
 	}
-	r.release()
-	return nil, ErrNoConsumerSlot
+	off := r.consumerOff(i)
+	gen := r.m.u32(off+conGen).Add(1) & 0xFFFF
+	r.m.u32(off + conPid).Store(uint32(os.Getpid()))
+	r.m.u64(off + conTasks).Store(0)
+	r.m.u64(off + conSince).Store(uint64(time.Now().UnixNano()))
+	c := &Consumer{r: r, entry: i, owner: ownerOf(i, gen), cursor: make([]uint64, r.geo.Lanes)}
+	c.clearSleeping(i)
+	c.recoverSeq = r.m.u32(offRecoverSeq).Load()
+	c.lastFileSeq = r.FileSeq()
+	c.ReleaseDead()
+	return c, nil
 }
 
 // Entry is the index of this consumer's entry in the header's table.

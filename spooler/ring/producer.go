@@ -47,31 +47,18 @@ func (r *Ring) Producer() (*Producer, error) {
 	if err := r.acquire(); err != nil {
 		return nil, err
 	}
-	for lane := 0; lane < r.geo.Lanes; lane++ {
-		r.mu.Lock()
-		if r.lanesHere[lane] {
-			r.mu.Unlock()
-			continue
+	lane, err := r.takeEntry(r.geo.Lanes, r.laneBase, r.lanesHere)
+	if err != nil {
+		r.release()
+		if err == errNoneFree {
+			err = ErrNoLane
 		}
-		ok, err := tryLockByte(r.f, int64(r.laneBase(lane)))
-		if err != nil {
-			r.mu.Unlock()
-			r.release()
-			return nil, err
-		}
-		if !ok {
-			r.mu.Unlock()
-			continue
-		}
-		r.lanesHere[lane] = true
-		r.mu.Unlock()
-		p := &Producer{r: r, lane: lane, base: r.laneBase(lane), pid: uint32(os.Getpid())}
-		p.recover()
-		failpoint.Inject(FailpointLaneTaken)
-		return p, nil
+		return nil, err
 	}
-	r.release()
-	return nil, ErrNoLane
+	p := &Producer{r: r, lane: lane, base: r.laneBase(lane), pid: uint32(os.Getpid())}
+	p.recover()
+	failpoint.Inject(FailpointLaneTaken)
+	return p, nil
 }
 
 // Lane is the index of the lane this producer owns.

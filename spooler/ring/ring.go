@@ -300,3 +300,29 @@ func (r *Ring) WakeAll() {
 func (r *Ring) Progress() uint64 {
 	return r.m.u64(offDone).Load() + r.m.u64(offRetried).Load() + r.m.u64(offIgnored).Load() + r.m.u64(offCorrupt).Load()
 }
+
+var errNoneFree = errors.New("no free entry")
+
+// takeEntry takes the first of n entries (lanes or consumer slots) that
+// neither another process nor this one holds: an OFD lock on the byte at
+// offset(i) keeps other processes out, here[i] keeps other owners in this
+// process out (they share the ring's open file, whose locks cannot conflict
+// with each other).
+func (r *Ring) takeEntry(n int, offset func(int) int, here map[int]bool) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := 0; i < n; i++ {
+		if here[i] {
+			continue
+		}
+		ok, err := tryLockByte(r.f, int64(offset(i)))
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			here[i] = true
+			return i, nil
+		}
+	}
+	return 0, errNoneFree
+}
