@@ -4,21 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gospool/gospool/spooler/record"
 	"github.com/gospool/gospool/spooler/ring"
+	"github.com/gospool/gospool/spooler/spooldir"
 	"github.com/gospool/gospool/spooler/spoolfile"
 	"github.com/gospool/gospool/spooler/task"
 )
@@ -73,6 +73,9 @@ type Config struct {
 	RetryDelay, RetryMaxDelay time.Duration
 	// MaxTasks makes Run return ErrMaxTasks after that many tasks (0: never).
 	MaxTasks int
+	// Ordered also runs the tasks in numeric priority sub-directories, lower
+	// numbers first, as uWSGI's --spooler-ordered does.
+	Ordered bool
 	// Spin is how long an idle spooler polls the ring before it sleeps on
 	// the futex (default 50µs). BusyPoll never sleeps: lowest latency, one
 	// CPU burnt.
@@ -101,9 +104,10 @@ type Spooler struct {
 	// Set by Run.
 	ring  *ring.Ring
 	cons  *ring.Consumer
-	files *spoolfile.Writer
-	tasks int
-	ready chan struct{}
+	files   *spoolfile.Writer
+	pending *spooldir.Dir
+	tasks   int
+	ready   chan struct{}
 }
 
 // Ready is closed once Run has attached to the ring: from then on a
@@ -233,30 +237,39 @@ func (s *Spooler) Run(ctx context.Context) error {
 	stopWaker := context.AfterFunc(ctx, r.WakeAll)
 	defer stopWaker()
 
+	// The pending spool files, kept current by inotify; a full scan at
+	// start and every Frequency is the safety net.
+	s.pending = spooldir.New(s.dir, spooldir.Options{Ordered: s.cfg.Ordered})
+	var needScan atomic.Bool
+	needScan.Store(true)
+	watcher, err := s.pending.Watch(r.WakeAll, func() { needScan.Store(true); r.WakeAll() })
+	if err != nil {
+		s.log.Printf("[spooler %s] %v; new spool files are seen at the next scan only", s.dir, err)
+	} else {
+		defer watcher.Close()
+	}
+
 	var (
 		sem     = make(chan struct{}, s.cfg.Concurrency)
 		wg      sync.WaitGroup
-		ignored = map[string]bool{} // files no handler took, until the next periodic scan
-		due     []string            // files found due by the last scan, not yet tried
-		nextDue time.Time           // earliest future mtime seen by the last scan
-		scanAt  = time.Now()        // next periodic scan
+		scanAt  = time.Now() // next periodic scan
 		release = time.Now().Add(s.cfg.ReleaseInterval)
-		rescan  = true
 		stopErr error
 	)
 	dispatch := func(j job) {
 		if s.cfg.Concurrency == 1 {
-			s.run(handlerCtx, &j, ignored)
+			s.run(handlerCtx, &j)
 			<-sem
 			return
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.run(handlerCtx, &j, nil)
+			s.run(handlerCtx, &j)
 			<-sem
 		}()
 	}
+	wakeFor := func() bool { return needScan.Load() || s.pending.HasDue(time.Now()) }
 	for ctx.Err() == nil && stopErr == nil {
 		now := time.Now()
 		if now.After(release) {
@@ -266,12 +279,16 @@ func (s *Spooler) Run(ctx context.Context) error {
 			release = now.Add(s.cfg.ReleaseInterval)
 		}
 		if s.cfg.Frequency > 0 && !now.Before(scanAt) {
-			clear(ignored)
-			rescan = true
+			needScan.Store(true)
 			scanAt = now.Add(s.cfg.Frequency)
 		}
-		if cons.FileSeqChanged() || (!nextDue.IsZero() && !now.Before(nextDue)) {
-			rescan = true
+		if cons.FileSeqChanged() && watcher == nil {
+			needScan.Store(true) // without inotify, a spill note is all we hear
+		}
+		if needScan.Swap(false) {
+			if err := s.pending.Scan(); err != nil {
+				s.log.Printf("[spooler %s] %v", s.dir, err)
+			}
 		}
 
 		if s.cfg.MaxTasks > 0 && s.tasks >= s.cfg.MaxTasks {
@@ -287,15 +304,8 @@ func (s *Spooler) Run(ctx context.Context) error {
 			continue
 		}
 		j, ok := s.claim()
-		if !ok && len(due) == 0 && rescan {
-			// The ring is empty and the files of the last scan are used up:
-			// list the directory again. Scanning only then keeps the cost
-			// of a scan spread over the files it finds, however many spill.
-			rescan = false
-			due, nextDue = s.scan(ignored)
-		}
 		if !ok {
-			j, ok = s.nextFile(&due, ignored)
+			j, ok = s.nextFile()
 		}
 		if ok {
 			s.tasks++
@@ -303,22 +313,19 @@ func (s *Spooler) Run(ctx context.Context) error {
 			continue
 		}
 		<-sem
-		if rescan {
-			continue // a scan is due and nothing else is: do it now
-		}
 		wait := min(time.Until(release), time.Second)
 		if s.cfg.Frequency > 0 {
 			wait = min(wait, time.Until(scanAt))
 		}
-		if !nextDue.IsZero() {
-			wait = min(wait, time.Until(nextDue))
+		if at := s.pending.NextAt(); !at.IsZero() {
+			wait = min(wait, time.Until(at))
 		}
 		if wait > 0 {
 			spin := s.cfg.Spin
 			if s.cfg.BusyPoll {
 				spin = wait
 			}
-			cons.Wait(wait, spin)
+			cons.Wait(wait, spin, wakeFor)
 		}
 	}
 	cancelHandlers()
@@ -338,86 +345,37 @@ func (s *Spooler) claim() (job, bool) {
 	}
 }
 
-// scan lists the directory: names with uWSGI's prefix whose mtime (their
-// `at`) has come, oldest first, and the earliest mtime still in the future.
-func (s *Spooler) scan(ignored map[string]bool) (due []string, nextDue time.Time) {
-	d, err := os.Open(s.dir)
-	if err != nil {
-		s.log.Printf("[spooler %s] cannot read the spool directory: %v", s.dir, err)
-		return nil, time.Time{}
-	}
-	defer d.Close()
-	now := time.Now()
-	type entry struct {
-		name  string
-		mtime time.Time
-	}
-	var ready []entry
+// nextFile locks the next due spool file that nobody else runs.
+func (s *Spooler) nextFile() (job, bool) {
 	for {
-		ents, err := d.ReadDir(1024)
-		for _, e := range ents {
-			name := e.Name()
-			if !strings.HasPrefix(name, spoolfile.Prefix) || ignored[name] {
-				continue
-			}
-			fi, err := e.Info()
-			if err != nil || !fi.Mode().IsRegular() {
-				continue
-			}
-			if mt := fi.ModTime(); mt.After(now) {
-				if nextDue.IsZero() || mt.Before(nextDue) {
-					nextDue = mt
-				}
-				continue
-			}
-			ready = append(ready, entry{name, fi.ModTime()})
+		e, ok := s.pending.Next(time.Now())
+		if !ok {
+			return job{}, false
 		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				s.log.Printf("[spooler %s] reading the spool directory: %v", s.dir, err)
-			}
-			break
-		}
-	}
-	sort.Slice(ready, func(i, j int) bool { return ready[i].mtime.Before(ready[j].mtime) })
-	due = make([]string, len(ready))
-	for i, e := range ready {
-		due[i] = e.name
-	}
-	return due, nextDue
-}
-
-// nextFile locks the next due file that nobody else runs.
-func (s *Spooler) nextFile(due *[]string, ignored map[string]bool) (job, bool) {
-	for len(*due) > 0 {
-		name := (*due)[0]
-		*due = (*due)[1:]
-		if ignored[name] {
-			continue
-		}
-		f, err := spoolfile.Open(filepath.Join(s.dir, name))
+		f, err := spoolfile.Open(e.Path(s.dir))
 		switch {
 		case err == nil:
 			if _, terr := f.Task(); errors.Is(terr, spoolfile.ErrShortHeader) {
 				// We locked it between its writer's create and lock (uWSGI's
-				// accepted race): let the writer finish; its note or the next
-				// scan brings us back.
+				// accepted race): let the writer finish; the close of its
+				// file brings it back.
 				f.Close()
 				continue
 			}
 			if f.ModTime().After(time.Now()) {
-				// Re-timed (retried) since the scan: not due yet.
+				// Re-timed since it was listed: not due yet.
 				f.Close()
+				s.pending.Update(e.Name)
 				continue
 			}
-			return job{file: f, fileName: name}, true
+			return job{file: f, fileName: e.Name}, true
 		case errors.Is(err, spoolfile.ErrLocked), errors.Is(err, fs.ErrNotExist):
-			// Another spooler runs it, or ran it already.
+			// Another spooler runs it (its close will tell us if it keeps
+			// it), or ran it already.
 		default:
 			s.log.Printf("[spooler %s] %v", s.dir, err)
 		}
 	}
-	return job{}, false
 }
 
 // attemptOf reads the attempt number a retried file carries in its name.
@@ -449,7 +407,7 @@ func (s *Spooler) backoff(attempt int) time.Duration {
 }
 
 // run executes one job and settles its task.
-func (s *Spooler) run(ctx context.Context, j *job, ignored map[string]bool) {
+func (s *Spooler) run(ctx context.Context, j *job) {
 	var t *Task
 	var err error
 	if j.file != nil {
@@ -487,10 +445,8 @@ func (s *Spooler) run(ctx context.Context, j *job, ignored map[string]bool) {
 	case Ignore:
 		s.ring.Add(ring.Ignored, 1)
 		s.logf("unable to find the spooler function for %s (task %q), have you registered a handler for it? keeping it", j.name(), t.Name())
-		if ignored != nil && j.file != nil {
-			ignored[j.name()] = true
-		}
 		if j.file != nil {
+			s.pending.Skip(j.fileName) // until the next full scan
 			j.file.Close()
 			return
 		}

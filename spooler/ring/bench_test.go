@@ -45,7 +45,7 @@ func roleLatencyConsumer() error {
 			return err
 		}
 		if !ok {
-			c.Wait(time.Second, spin)
+			c.Wait(time.Second, spin, nil)
 			continue
 		}
 		lat = append(lat, monotonicNanos()-rec.Stamp)

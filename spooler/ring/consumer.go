@@ -220,15 +220,20 @@ func (c *Consumer) NoteTask() {
 }
 
 // Wait returns when a record may be ready, when a producer spilled a task to
-// the directory (see [Ring.FileSeq]), or after at most d. It first spins for
-// up to spin, looking at the lanes, then sleeps on the header's futex; a
-// producer pays a wake-up syscall only while some consumer sleeps.
-func (c *Consumer) Wait(d, spin time.Duration) {
+// the directory (see [Ring.FileSeq]), when more (if not nil) reports true,
+// or after at most d. It first spins for up to spin, looking at the lanes,
+// then sleeps on the header's futex; a producer pays a wake-up syscall only
+// while some consumer sleeps. Whoever makes more true must call
+// [Ring.WakeAll] afterwards, so that a sleeper looks again.
+func (c *Consumer) Wait(d, spin time.Duration, more func() bool) {
+	ready := func() bool {
+		return c.Peek() || c.r.FileSeq() != c.lastFileSeq || (more != nil && more())
+	}
 	m := c.r.m
 	if spin > 0 {
 		start := time.Now()
 		for i := 0; ; i++ {
-			if c.Peek() || c.r.FileSeq() != c.lastFileSeq {
+			if ready() {
 				return
 			}
 			if i%64 == 63 {
@@ -246,7 +251,7 @@ func (c *Consumer) Wait(d, spin time.Duration) {
 	flag := m.u32(c.r.consumerOff(c.entry) + conSleeping)
 	flag.Store(1)
 	m.u32(offSleepers).Add(1)
-	if !c.Peek() && c.r.FileSeq() == c.lastFileSeq {
+	if !ready() {
 		futexWait(m.addr(offWakeSeq), seen, d)
 	}
 	c.clearSleeping(c.entry)

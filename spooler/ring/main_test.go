@@ -92,7 +92,7 @@ func roleConsumer() error {
 			return err
 		}
 		if !ok {
-			c.Wait(10*time.Millisecond, 20*time.Microsecond)
+			c.Wait(10*time.Millisecond, 20*time.Microsecond, nil)
 			continue
 		}
 		if os.Getenv("RING_PARK") != "" {

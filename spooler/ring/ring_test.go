@@ -184,7 +184,7 @@ func TestConcurrentGoroutines(t *testing.T) {
 					return
 				}
 				if !ok {
-					c.Wait(time.Millisecond, 10*time.Microsecond)
+					c.Wait(time.Millisecond, 10*time.Microsecond, nil)
 					continue
 				}
 				mu.Lock()
@@ -507,7 +507,7 @@ func TestWaitWakesOnPush(t *testing.T) {
 	woke := make(chan time.Duration)
 	go func() {
 		start := time.Now()
-		c.Wait(10*time.Second, 0)
+		c.Wait(10*time.Second, 0, nil)
 		woke <- time.Since(start)
 	}()
 	waitUntil(t, func() bool { return r.Stats().Sleepers == 1 })

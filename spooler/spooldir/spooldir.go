@@ -1,0 +1,295 @@
+package spooldir
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Prefix starts the name of every spool file (uWSGI's rule).
+const Prefix = "uwsgi_spoolfile_on_"
+
+// NoPriority is the Priority of a file at the top of the directory.
+const NoPriority = 1<<63 - 1
+
+// Entry is one pending spool file.
+type Entry struct {
+	// Name is the path relative to the directory: "uwsgi_spoolfile_on_..."
+	// or "5/uwsgi_spoolfile_on_..." for a file of priority 5.
+	Name string
+	// Priority is the number of the priority directory, or NoPriority.
+	Priority int64
+	// ModTime is the file's mtime: when it falls due.
+	ModTime time.Time
+
+	index int // in its heap, or -1
+}
+
+// Path is the absolute path of the entry in dir.
+func (e Entry) Path(dir string) string { return filepath.Join(dir, e.Name) }
+
+// Options tune a Dir.
+type Options struct {
+	// Ordered scans numeric priority sub-directories, lower numbers first,
+	// as uWSGI's --spooler-ordered does.
+	Ordered bool
+}
+
+// Dir is the set of pending spool files of one directory.
+type Dir struct {
+	dir  string
+	opts Options
+
+	mu      sync.Mutex
+	entries map[string]*Entry // by Name
+	due     dueHeap           // mtime <= now at the last look, by priority then age
+	waiting atHeap            // mtime in the future, soonest first
+	skip    map[string]bool   // names not to hand out until the next full scan
+}
+
+// New prepares the set for the directory dir (absolute). Call Scan to fill it.
+func New(dir string, opts Options) *Dir {
+	return &Dir{dir: dir, opts: opts, entries: map[string]*Entry{}, skip: map[string]bool{}}
+}
+
+// Dir is the directory this set describes.
+func (d *Dir) Dir() string { return d.dir }
+
+// Scan reads the directory (and, when ordered, its priority directories)
+// and replaces the set with what it finds. Names set aside with Skip are
+// forgiven: they are handed out again.
+func (d *Dir) Scan() error {
+	found := map[string]*Entry{}
+	if err := d.scanDir("", NoPriority, found); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.entries = found
+	d.due, d.waiting = d.due[:0], d.waiting[:0]
+	clear(d.skip)
+	now := time.Now()
+	for _, e := range found {
+		d.place(e, now)
+	}
+	return nil
+}
+
+func (d *Dir) scanDir(sub string, prio int64, found map[string]*Entry) error {
+	f, err := os.Open(filepath.Join(d.dir, sub))
+	if err != nil {
+		if sub != "" && errors.Is(err, fs.ErrNotExist) {
+			return nil // a priority directory removed under us
+		}
+		return fmt.Errorf("spool directory %s: %w", filepath.Join(d.dir, sub), err)
+	}
+	defer f.Close()
+	for {
+		ents, err := f.ReadDir(4096)
+		for _, de := range ents {
+			name := de.Name()
+			switch {
+			case strings.HasPrefix(name, Prefix):
+				fi, err := de.Info()
+				if err != nil || !fi.Mode().IsRegular() {
+					continue
+				}
+				rel := filepath.Join(sub, name)
+				found[rel] = &Entry{Name: rel, Priority: prio, ModTime: fi.ModTime(), index: -1}
+			case d.opts.Ordered && sub == "" && de.IsDir():
+				if p, ok := priorityOf(name); ok {
+					if err := d.scanDir(name, p, found); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("spool directory %s: %w", filepath.Join(d.dir, sub), err)
+		}
+	}
+}
+
+// priorityOf parses an all-digit directory name.
+func priorityOf(name string) (int64, bool) {
+	if name == "" {
+		return 0, false
+	}
+	for _, c := range name {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	p, err := strconv.ParseInt(name, 10, 64)
+	if err != nil {
+		return NoPriority - 1, true // absurdly long: last, but still a priority
+	}
+	return p, true
+}
+
+// place puts e in the due or the waiting heap.
+func (d *Dir) place(e *Entry, now time.Time) {
+	if e.ModTime.After(now) {
+		heap.Push(&d.waiting, e)
+	} else {
+		heap.Push(&d.due, e)
+	}
+}
+
+// remove takes e out of whichever heap holds it.
+func (d *Dir) remove(e *Entry) {
+	if e.index < 0 {
+		return
+	}
+	if e.index < len(d.due) && d.due[e.index] == e {
+		heap.Remove(&d.due, e.index)
+	} else if e.index < len(d.waiting) && d.waiting[e.index] == e {
+		heap.Remove(&d.waiting, e.index)
+	}
+	e.index = -1
+}
+
+// Update records that the file name (relative to the directory) appeared,
+// changed or disappeared: it looks at the file and files or drops it.
+func (d *Dir) Update(name string) {
+	base := filepath.Base(name)
+	if !strings.HasPrefix(base, Prefix) {
+		return
+	}
+	prio := int64(NoPriority)
+	if sub := filepath.Dir(name); sub != "." {
+		p, ok := priorityOf(sub)
+		if !ok || !d.opts.Ordered {
+			return
+		}
+		prio = p
+	}
+	fi, err := os.Lstat(filepath.Join(d.dir, name))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old := d.entries[name]
+	if err != nil || !fi.Mode().IsRegular() {
+		if old != nil {
+			d.remove(old)
+			delete(d.entries, name)
+		}
+		return
+	}
+	if old != nil {
+		d.remove(old)
+	}
+	e := &Entry{Name: name, Priority: prio, ModTime: fi.ModTime(), index: -1}
+	d.entries[name] = e
+	d.place(e, time.Now())
+}
+
+// Next takes the next due entry out of the set: lowest priority number
+// first, then the oldest. The caller tries to lock it; whatever happens,
+// the entry is out of the set until an event or a scan brings it back.
+func (d *Dir) Next(now time.Time) (Entry, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for len(d.waiting) > 0 && !d.waiting[0].ModTime.After(now) {
+		e := heap.Pop(&d.waiting).(*Entry)
+		heap.Push(&d.due, e)
+	}
+	for len(d.due) > 0 {
+		e := heap.Pop(&d.due).(*Entry)
+		delete(d.entries, e.Name)
+		if d.skip[e.Name] {
+			continue
+		}
+		return *e, true
+	}
+	return Entry{}, false
+}
+
+// Skip keeps name from being handed out again until the next full scan
+// (a task no handler takes, say: without this, the close of its file
+// would bring it straight back).
+func (d *Dir) Skip(name string) {
+	d.mu.Lock()
+	d.skip[name] = true
+	d.mu.Unlock()
+}
+
+// HasDue reports whether an entry is due at now.
+func (d *Dir) HasDue(now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, e := range d.due {
+		if !d.skip[e.Name] {
+			return true
+		}
+	}
+	return len(d.waiting) > 0 && !d.waiting[0].ModTime.After(now)
+}
+
+// NextAt is when the next waiting entry falls due (zero if none waits).
+func (d *Dir) NextAt() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.waiting) == 0 {
+		return time.Time{}
+	}
+	return d.waiting[0].ModTime
+}
+
+// Len is how many pending files the set holds.
+func (d *Dir) Len() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.entries)
+}
+
+// dueHeap orders due entries: lower priority number first, then older.
+type dueHeap []*Entry
+
+func (h dueHeap) Len() int { return len(h) }
+func (h dueHeap) Less(i, j int) bool {
+	a, b := h[i], h[j]
+	if a.Priority != b.Priority {
+		return a.Priority < b.Priority
+	}
+	if !a.ModTime.Equal(b.ModTime) {
+		return a.ModTime.Before(b.ModTime)
+	}
+	return a.Name < b.Name
+}
+func (h dueHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i]; h[i].index = i; h[j].index = j }
+func (h *dueHeap) Push(x any)   { e := x.(*Entry); e.index = len(*h); *h = append(*h, e) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.index = -1
+	return e
+}
+
+// atHeap orders waiting entries by due time.
+type atHeap []*Entry
+
+func (h atHeap) Len() int           { return len(h) }
+func (h atHeap) Less(i, j int) bool { return h[i].ModTime.Before(h[j].ModTime) }
+func (h atHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].index = i; h[j].index = j }
+func (h *atHeap) Push(x any)        { e := x.(*Entry); e.index = len(*h); *h = append(*h, e) }
+func (h *atHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.index = -1
+	return e
+}

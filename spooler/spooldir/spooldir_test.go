@@ -1,0 +1,169 @@
+package spooldir
+
+import (
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func touch(t *testing.T, dir, name string, mtime time.Time) {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte{0x11, 0, 0, 0}, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !mtime.IsZero() {
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func drain(d *Dir, now time.Time) []string {
+	var out []string
+	for {
+		e, ok := d.Next(now)
+		if !ok {
+			return out
+		}
+		out = append(out, e.Name)
+	}
+}
+
+func TestScanOrderAndUWSGIRules(t *testing.T) {
+	dir := t.TempDir()
+	base := time.Now().Add(-time.Hour)
+	touch(t, dir, Prefix+"b", base.Add(2*time.Second))
+	touch(t, dir, Prefix+"a", base.Add(1*time.Second))
+	touch(t, dir, Prefix+"future", time.Now().Add(time.Hour))
+	touch(t, dir, "not_a_task", base)
+	touch(t, dir, "gospool.ring", base)
+	touch(t, dir, "10/"+Prefix+"p10", base.Add(5*time.Second))
+	touch(t, dir, "5/"+Prefix+"p5", base.Add(9*time.Second))
+	touch(t, dir, "x5/"+Prefix+"notprio", base)
+
+	plain := New(dir, Options{})
+	if err := plain.Scan(); err != nil {
+		t.Fatal(err)
+	}
+	if got := drain(plain, time.Now()); !equal(got, []string{Prefix + "a", Prefix + "b"}) {
+		t.Fatalf("without ordered mode: %v (priority directories are uWSGI's ordered mode only)", got)
+	}
+	if at := plain.NextAt(); at.Before(time.Now()) {
+		t.Fatalf("NextAt %v: the future file is not waiting", at)
+	}
+
+	ordered := New(dir, Options{Ordered: true})
+	ordered.Scan()
+	want := []string{"5/" + Prefix + "p5", "10/" + Prefix + "p10", Prefix + "a", Prefix + "b"}
+	if got := drain(ordered, time.Now()); !equal(got, want) {
+		t.Fatalf("ordered: %v, want %v", got, want)
+	}
+	if got := drain(ordered, time.Now().Add(2*time.Hour)); !equal(got, []string{Prefix + "future"}) {
+		t.Fatalf("after its at: %v", got)
+	}
+}
+
+func TestSkipUntilScan(t *testing.T) {
+	dir := t.TempDir()
+	touch(t, dir, Prefix+"x", time.Time{})
+	d := New(dir, Options{})
+	d.Scan()
+	d.Skip(Prefix + "x")
+	d.Update(Prefix + "x")
+	if _, ok := d.Next(time.Now()); ok {
+		t.Fatal("a skipped name was handed out")
+	}
+	d.Scan()
+	if _, ok := d.Next(time.Now()); !ok {
+		t.Fatal("a full scan should forgive skipped names")
+	}
+}
+
+func TestWatchSeesWritesRetimesDeletesAndNewPriorityDirs(t *testing.T) {
+	dir := t.TempDir()
+	d := New(dir, Options{Ordered: true})
+	d.Scan()
+	var events atomic.Int64
+	w, err := d.Watch(func() { events.Add(1) }, func() { d.Scan() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	waitLen := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for d.Len() != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("set has %d entries, want %d", d.Len(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	touch(t, dir, Prefix+"one", time.Time{})
+	waitLen(1)
+	touch(t, dir, "7/"+Prefix+"seven", time.Time{})
+	waitLen(2)
+	touch(t, dir, "7/"+Prefix+"eight", time.Time{})
+	waitLen(3)
+	// Re-timing a file into the future (uWSGI's futimes for `at`) makes it wait.
+	future := time.Now().Add(time.Hour)
+	os.Chtimes(filepath.Join(dir, Prefix+"one"), future, future)
+	deadline := time.Now().Add(5 * time.Second)
+	for d.NextAt().IsZero() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if !d.NextAt().Equal(future) {
+		t.Fatalf("NextAt %v, want %v", d.NextAt(), future)
+	}
+	os.Remove(filepath.Join(dir, "7", Prefix+"eight"))
+	waitLen(2)
+	if got := drain(d, time.Now()); !equal(got, []string{"7/" + Prefix + "seven"}) {
+		t.Fatalf("due: %v", got)
+	}
+	if events.Load() == 0 {
+		t.Fatal("notify never called")
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func BenchmarkNextWith100kPending(b *testing.B) {
+	d := New(b.TempDir(), Options{})
+	now := time.Now()
+	for i := 0; i < 100000; i++ {
+		e := &Entry{Name: Prefix + string(rune(i)), Priority: NoPriority, ModTime: now.Add(-time.Duration(i)), index: -1}
+		d.entries[e.Name] = e
+		d.place(e, now)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e, ok := d.Next(now)
+		if !ok {
+			b.StopTimer()
+			for j := 0; j < 100000; j++ {
+				x := &Entry{Name: Prefix + string(rune(j)), Priority: NoPriority, ModTime: now.Add(-time.Duration(j)), index: -1}
+				d.entries[x.Name] = x
+				d.place(x, now)
+			}
+			b.StartTimer()
+			continue
+		}
+		_ = e
+	}
+}
