@@ -51,6 +51,12 @@ const (
 // keeps the evidence. uWSGI never scans it (its name is not all digits).
 const QuarantineDir = "gospool-quarantine"
 
+// DeadDir is the sub-directory of a spool directory where tasks go after
+// their last retry (Config.MaxRetries), each spool file beside a NAME.error
+// file with the attempts and the last error. uWSGI never scans it; `gospool
+// requeue` (see [Requeue]) puts tasks back.
+const DeadDir = "gospool-dead"
+
 // ErrMaxTasks is returned by Run after Config.MaxTasks tasks, so that a
 // supervisor replaces the process, as uWSGI's spooler-max-tasks does.
 var ErrMaxTasks = errors.New("spooler: maximum number of tasks reached")
@@ -73,6 +79,9 @@ type Config struct {
 	RetryDelay, RetryMaxDelay time.Duration
 	// MaxTasks makes Run return ErrMaxTasks after that many tasks (0: never).
 	MaxTasks int
+	// MaxRetries moves a task to DeadDir once it has failed this many
+	// retries (0: retry forever, as uWSGI does).
+	MaxRetries int
 	// Ordered also runs the tasks in numeric priority sub-directories, lower
 	// numbers first, as uWSGI's --spooler-ordered does.
 	Ordered bool
@@ -452,10 +461,14 @@ func (s *Spooler) run(ctx context.Context, j *job) {
 		}
 		s.settle(j, t, "") // out of the ring, into a file another spooler can take
 	default:
-		s.ring.Add(ring.Retried, 1)
 		if herr != nil && !errors.Is(herr, errRetryCode) {
 			s.ring.Add(ring.Failed, 1)
 		}
+		if s.cfg.MaxRetries > 0 && j.attempt > s.cfg.MaxRetries {
+			s.bury(j, t, herr)
+			return
+		}
+		s.ring.Add(ring.Retried, 1)
 		delay := s.backoff(j.attempt)
 		s.logf("task %s attempt %d failed: %v; retry in %v", j.name(), j.attempt, herr, delay.Round(time.Millisecond))
 		retry := t.Clone()
@@ -537,4 +550,49 @@ func (s *Spooler) quarantine(f *spoolfile.File, cause error) {
 	}
 	s.ring.Add(ring.Corrupt, 1)
 	s.log.Printf("[spooler %s] %v; moved to %s, not run", s.dir, cause, dst)
+}
+
+// bury moves a task that used up its retries to the dead-letter directory,
+// with a NAME.error file beside it that says why.
+func (s *Spooler) bury(j *job, t *Task, cause error) {
+	dead := filepath.Join(s.dir, DeadDir)
+	if err := os.MkdirAll(dead, 0o750); err != nil {
+		s.log.Printf("[spooler %s] cannot create %s: %v; task %s stays where it is", s.dir, dead, err, j.name())
+		s.giveBack(j)
+		return
+	}
+	var path string
+	if j.file != nil {
+		// The file itself moves, bytes untouched; our lock moves with it.
+		path = filepath.Join(dead, filepath.Base(j.fileName))
+		if err := os.Rename(j.file.Path(), path); err != nil {
+			s.log.Printf("[spooler %s] cannot move %s to %s: %v", s.dir, j.name(), dead, err)
+			j.file.Close()
+			return
+		}
+	} else {
+		w, err := spoolfile.NewWriter(dead, spoolfile.WriterOptions{Sync: s.cfg.Ring.Sync})
+		if err == nil {
+			path, err = w.WriteNamed(t, time.Time{}, retrySuffix+strconv.Itoa(j.attempt))
+		}
+		if err != nil {
+			s.log.Printf("[spooler %s] cannot write %s to %s: %v; it stays in the ring", s.dir, j.name(), dead, err)
+			s.giveBack(j)
+			return
+		}
+	}
+	note := fmt.Sprintf("task: %s\nattempts: %d\nlast error: %v\ndead since: %s\n", j.name(), j.attempt, cause, time.Now().UTC().Format(time.RFC3339))
+	if err := os.WriteFile(path+".error", []byte(note), 0o600); err != nil {
+		s.log.Printf("[spooler %s] %s: %v", s.dir, path+".error", err)
+	}
+	s.ring.Add(ring.Dead, 1)
+	s.logf("task %s failed %d attempts (last: %v); moved to %s", j.name(), j.attempt, cause, path)
+	if j.file != nil {
+		s.cons.NoteTask()
+		j.file.Close()
+		return
+	}
+	if err := s.cons.Done(j.rec); err != nil {
+		s.log.Printf("[spooler %s] %v", s.dir, err)
+	}
 }

@@ -36,6 +36,7 @@ import (
 //	160     8     corrupt   records that failed their CRC or bounds check
 //	168     8     in flight records claimed by a consumer right now
 //	176     4     recover seq bumped when a dead consumer's records are released
+//	184     8     dead      moved to the dead-letter directory after their last retry
 //	--- cache line 192: wake-up ---
 //	192     4     wake seq  the futex word consumers sleep on
 //	196     4     sleepers  consumers asleep (or about to be) on wake seq
@@ -98,6 +99,7 @@ const (
 	offCorrupt    = 160
 	offInFlight   = 168
 	offRecoverSeq = 176
+	offDead       = 184
 	offWakeSeq    = 192
 	offSleepers   = 196
 

@@ -230,10 +230,11 @@ const (
 	Failed
 	Ignored
 	Corrupt
+	Dead
 )
 
 var counterOffsets = [...]int{Spooled: offSpooled, Spilled: offSpilled, Done: offDone,
-	Retried: offRetried, Failed: offFailed, Ignored: offIgnored, Corrupt: offCorrupt}
+	Retried: offRetried, Failed: offFailed, Ignored: offIgnored, Corrupt: offCorrupt, Dead: offDead}
 
 // Add adds n to a live counter in the header.
 func (r *Ring) Add(c Counter, n uint64) { r.m.u64(counterOffsets[c]).Add(n) }

@@ -13,6 +13,7 @@ type Stats struct {
 	Failed   uint64 // handler error or panic (also counted in Retried)
 	Ignored  uint64 // no handler took it
 	Corrupt  uint64 // failed a CRC or bounds check; dropped
+	Dead     uint64 // moved to the dead-letter directory after the last retry
 	InFlight uint64 // claimed by a consumer now (header counter)
 	Ready    int    // published, not yet claimed (walk)
 	Claimed  int    // claimed now (walk)
@@ -54,6 +55,7 @@ func (r *Ring) Stats() Stats {
 		Failed:   m.u64(offFailed).Load(),
 		Ignored:  m.u64(offIgnored).Load(),
 		Corrupt:  m.u64(offCorrupt).Load(),
+		Dead:     m.u64(offDead).Load(),
 		InFlight: m.u64(offInFlight).Load(),
 		Sleepers: m.u32(offSleepers).Load(),
 	}
@@ -111,4 +113,49 @@ func (r *Ring) Stats() Stats {
 		})
 	}
 	return s
+}
+
+// RecordInfo describes one record waiting in, or running from, the ring.
+type RecordInfo struct {
+	Lane    int
+	Seq     uint64
+	Claimed bool // false: ready
+	// Pid of the consumer process running it (0 when ready or unknown).
+	Pid int
+	// Stamp is the producer's CLOCK_MONOTONIC at publish, in nanoseconds.
+	Stamp  int64
+	Length int
+}
+
+// String names the record as logs do: "ring:LANE:SEQ".
+func (ri RecordInfo) String() string { return Record{Lane: ri.Lane, Seq: ri.Seq}.String() }
+
+// Records lists the ready and claimed records, lane by lane, oldest first.
+// Like Stats it takes no lock; a record may change state while it is read.
+func (r *Ring) Records() []RecordInfo {
+	m := r.m
+	var out []RecordInfo
+	for lane := 0; lane < r.geo.Lanes; lane++ {
+		seq := m.u64(r.laneBase(lane) + laneTail).Load()
+		for n := 0; n < r.geo.SlotsPerLane; n, seq = n+1, seq+1 {
+			off := r.slotOff(lane, seq)
+			w := m.u64(off + slotWord).Load()
+			if wordSeq(w) != uint32(seq) || wordState(w) < stateReady {
+				break
+			}
+			st := wordState(w)
+			if st != stateReady && st != stateClaimed {
+				continue
+			}
+			ri := RecordInfo{Lane: lane, Seq: seq, Claimed: st == stateClaimed,
+				Stamp: int64(m.u64(off + slotStamp).Load()), Length: int(m.u32(off + slotLength).Load())}
+			if ri.Claimed {
+				if e := ownerEntry(wordOwner(w)); e < r.geo.Consumers {
+					ri.Pid = int(m.u32(r.consumerOff(e) + conPid).Load())
+				}
+			}
+			out = append(out, ri)
+		}
+	}
+	return out
 }

@@ -143,17 +143,31 @@ func (f *File) Close() error {
 // show running tasks without disturbing them. A lock held through another
 // [File] of this process counts too.
 func IsLocked(path string) (bool, error) {
+	_, locked, err := LockHolder(path)
+	return locked, err
+}
+
+// LockHolder is IsLocked that also names the holder's pid when the kernel
+// knows it: a classic POSIX lock (uWSGI's) reports its process; an OFD
+// lock (gospool's) reports none, and pid is 0.
+func LockHolder(path string) (pid int, locked bool, err error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return false, fmt.Errorf("spoolfile: %w", &fs.PathError{Op: "open", Path: path, Err: err})
+		return 0, false, fmt.Errorf("spoolfile: %w", &fs.PathError{Op: "open", Path: path, Err: err})
 	}
 	defer unix.Close(fd)
 	// Asking about a read lock reports only conflicting write locks.
 	lk := unix.Flock_t{Type: unix.F_RDLCK}
 	if err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_GETLK, &lk); err != nil {
-		return false, fmt.Errorf("spoolfile: %s: lock query: %w", path, err)
+		return 0, false, fmt.Errorf("spoolfile: %s: lock query: %w", path, err)
 	}
-	return lk.Type != unix.F_UNLCK, nil
+	if lk.Type == unix.F_UNLCK {
+		return 0, false, nil
+	}
+	if lk.Pid > 0 {
+		pid = int(lk.Pid)
+	}
+	return pid, true, nil
 }
 
 // ReadFile reads and decodes path without any lock, as uwsgi.parsefile()

@@ -1,0 +1,112 @@
+package spooler
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// After MaxRetries failed retries a task moves to the dead-letter directory
+// with its last error; ls shows it; requeue brings it back and it runs.
+func TestDeadLetterListAndRequeue(t *testing.T) {
+	dir := t.TempDir()
+	var healthy atomic.Bool
+	var runs atomic.Int64
+	done := make(chan string, 10)
+	s, logs := startSpooler(t, Config{Dir: dir, MaxRetries: 2, RetryDelay: 5 * time.Millisecond}, func(s *Spooler) {
+		s.HandleDefault(func(ctx context.Context, tk *Task) error {
+			runs.Add(1)
+			if !healthy.Load() {
+				return errors.New("smtp: connection refused")
+			}
+			id, _ := tk.Get("id")
+			done <- string(id)
+			return nil
+		})
+	})
+	ringClient, _ := NewClient(s.Dir(), ClientOptions{})
+	defer ringClient.Close()
+	fileClient, _ := NewClient(s.Dir(), ClientOptions{NoRing: true})
+	defer fileClient.Close()
+	ctx := context.Background()
+	if _, err := ringClient.Spool(ctx, NewTask("id", "from-ring")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fileClient.Spool(ctx, NewTask("id", "from-file", "k", "v")); err != nil {
+		t.Fatal(err)
+	}
+	var dead []Pending
+	waitFor(t, 10*time.Second, func() bool {
+		list, err := List(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead = dead[:0]
+		for _, p := range list {
+			if p.State == "dead" {
+				dead = append(dead, p)
+			}
+		}
+		return len(dead) == 2 && len(list) == 2
+	}, logs)
+	if n := runs.Load(); n != 6 {
+		t.Errorf("%d runs, want 6: 1 + 2 retries for each task", n)
+	}
+	for _, p := range dead {
+		if p.Error != "smtp: connection refused" || !strings.HasPrefix(p.Name, DeadDir+"/") {
+			t.Errorf("dead entry %+v", p)
+		}
+		note, err := os.ReadFile(p.Path + ".error")
+		if err != nil || !strings.Contains(string(note), "attempts: 3") {
+			t.Errorf("%s.error: %q %v", p.Path, note, err)
+		}
+	}
+	healthy.Store(true)
+	back, err := Requeue(dir)
+	if err != nil || len(back) != 2 {
+		t.Fatalf("Requeue: %v %v", back, err)
+	}
+	got := map[string]bool{<-done: true, <-done: true}
+	if !got["from-ring"] || !got["from-file"] {
+		t.Fatalf("after requeue, ran %v", got)
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, DeadDir))
+	if len(ents) != 0 {
+		t.Fatalf("dead-letter directory not empty after requeue: %v", ents)
+	}
+}
+
+func TestListStates(t *testing.T) {
+	dir := t.TempDir()
+	c, err := NewClient(dir, ClientOptions{NoRing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	later := time.Now().Add(time.Hour).Unix()
+	c.Spool(ctx, NewTask("id", "now"))
+	c.Spool(ctx, NewTask("id", "later", "at", strconv.FormatInt(later, 10)))
+	c.Spool(ctx, NewTask("id", "prio", "priority", "3"))
+	list, err := List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]string{}
+	for _, p := range list {
+		states[p.State+"/"+p.Priority] = p.Name
+		if p.State == "scheduled" && (p.At == nil || p.At.Unix() != later) {
+			t.Errorf("scheduled at %v, want %d", p.At, later)
+		}
+	}
+	if len(list) != 3 || states["ready/"] == "" || states["scheduled/"] == "" || states["ready/3"] == "" {
+		t.Fatalf("list: %+v", list)
+	}
+}
+
