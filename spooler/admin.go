@@ -107,7 +107,7 @@ func listFiles(dir, sub string, now time.Time) ([]Pending, error) {
 		}
 		rel := filepath.Join(sub, name)
 		p := Pending{Where: "file", Name: rel, Path: filepath.Join(dir, rel), State: "ready", Attempt: attemptOf(name), Priority: sub}
-		if mt := fi.ModTime(); mt.After(now) {
+		if mt := fi.ModTime().UTC(); mt.After(now) {
 			p.At = &mt
 			p.State = "scheduled"
 			if p.Attempt > 1 {

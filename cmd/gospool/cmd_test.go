@@ -315,7 +315,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"stats", "--spooler", dir, "--json=maybe"}, "--json"},
 		{[]string{"run"}, "missing --spooler DIR"},
 		{[]string{"run", "--spooler", dir}, "nothing to run the tasks: give --spooler-exec CMD"},
-		{run("--spooler", other), "several spool directories come with a later release"},
+		{run("--spooler", ""), "--spooler is empty"},
+		{run("--spooler-max-retries", "-1"), "--spooler-max-retries"},
 		{run("--spooler-processes", "2"), "needs the master"},
 		{run("--spooler-processes", "0"), "--spooler-processes"},
 		{run("--spooler-frequency", "-1"), "--spooler-frequency: want 0 or more seconds"},
@@ -328,11 +329,13 @@ func TestUsageErrors(t *testing.T) {
 		{run("--bogus"), "not defined: --bogus"},
 		{[]string{"demo", "extra"}, `unexpected argument "extra"`},
 		{[]string{"demo", "--bogus"}, "not defined: --bogus"},
-		{[]string{"ls", "--spooler", dir}, "not in this release"},
+		{[]string{"ls"}, "missing --spooler DIR"},
+		{[]string{"ls", "--spooler", dir, "extra"}, `unexpected argument "extra"`},
+		{[]string{"requeue"}, "missing --spooler DIR"},
 	}
 	for _, notYet := range []struct{ flag, value string }{
 		{"ini", "gospool.ini"}, {"workers", "4"}, {"worker-cmd", "./app"}, {"spooler-import", "app.tasks"},
-		{"spooler-ordered", ""}, {"socket", ":3031"}, {"stats", ":9191"},
+		{"socket", ":3031"}, {"stats", ":9191"},
 	} {
 		args := run("--" + notYet.flag)
 		if notYet.value != "" {
@@ -385,7 +388,7 @@ func TestUnknownCommand(t *testing.T) {
 			t.Errorf("gospool %q: exit %d, want 2", args, r.code)
 		}
 		oneErrorLine(t, r, "gospool: ")
-		if !strings.Contains(r.stderr, "run, spool, inspect, stats, demo, help") {
+		if !strings.Contains(r.stderr, "run, spool, inspect, stats, demo, ls, requeue, help") {
 			t.Errorf("gospool %q: stderr %q does not list the commands", args, r.stderr)
 		}
 	}

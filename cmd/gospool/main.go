@@ -34,7 +34,8 @@ var commands = []command{
 	{name: "inspect", summary: "show the tasks in spool files (or a ring file's state)", run: cmdInspect},
 	{name: "stats", summary: "show a spool directory's ring counters, lanes, consumers and pending files", run: cmdStats},
 	{name: "demo", summary: "the quick start: a spooler, a client and ten tasks, in one process", run: cmdDemo},
-	{name: "ls", summary: "list the tasks of a spool directory (coming in a later release)", later: true},
+	{name: "ls", summary: "list the pending, running and dead tasks of a spool directory", run: cmdLs},
+	{name: "requeue", summary: "put dead tasks back into their spool directory", run: cmdRequeue},
 	{name: "bench", summary: "measure hand-off latency and throughput (coming in a later release)", later: true},
 	{name: "help", summary: "show this help, or a command's with `gospool help CMD`"},
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -47,12 +48,12 @@ Not supported yet (they exit with status 2): --ini, --workers,
 than one --spooler, and --spooler-processes other than 1.`
 
 // notYet are contract flags of `gospool run` that this release refuses.
-var notYet = []string{"ini", "workers", "worker-cmd", "spooler-import", "spooler-ordered", "socket", "stats"}
+var notYet = []string{"ini", "workers", "worker-cmd", "spooler-import", "socket", "stats"}
 
 func cmdRun(ctx context.Context, a *app, args []string) error {
 	flags := newFlagSet("run", runSynopsis, runHelp)
 	var dirs, imports listValue
-	flags.Var(&dirs, "spooler", "serve the spool directory `DIR` (created when missing; one for now)")
+	flags.Var(&dirs, "spooler", "serve the spool directory `DIR` (created when missing; repeat for several)")
 	execCmd := flags.String("spooler-exec", "", "the shell `CMD` run once per task, the task as JSON on its stdin")
 	var cfg spooler.Config
 	cfg.Frequency = 30 * time.Second
@@ -73,7 +74,8 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	flags.String("workers", "", "start `N` workers (not supported yet)")
 	flags.String("worker-cmd", "", "the workers' command `CMD` (not supported yet)")
 	flags.Var(&imports, "spooler-import", "run the Python task functions of `MODULE` (not supported yet)")
-	flags.Bool("spooler-ordered", false, "run spool files in name order (not supported yet)")
+	flags.BoolVar(&cfg.Ordered, "spooler-ordered", false, "also run the tasks of numeric priority sub-directories DIR/P/, lower P first, as uWSGI does")
+	flags.Var(intValue{&cfg.MaxRetries, 0}, "spooler-max-retries", "move a task to DIR/gospool-dead/ after `N` failed retries (0: retry forever, as uWSGI)")
 	flags.String("socket", "", "accept uWSGI remote spool packets on `ADDR` (not supported yet)")
 	flags.String("stats", "", "serve stats on `ADDR` (not supported yet)")
 
@@ -92,43 +94,74 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	switch {
 	case len(dirs) == 0:
 		return usageErrorf("missing --spooler DIR: name the spool directory to serve")
-	case len(dirs) > 1:
-		return usageErrorf("--spooler given %d times: several spool directories come with a later release; run one gospool run per directory", len(dirs))
-	case dirs[0] == "":
-		return usageErrorf("--spooler is empty: name the spool directory to serve")
 	case processes != 1:
 		return usageErrorf("--spooler-processes %d: more than one spooler process needs the master, coming in a later release; use --spooler-concurrency N to run N tasks at once", processes)
 	case *execCmd == "":
 		return usageErrorf("nothing to run the tasks: give --spooler-exec CMD")
+	}
+	for _, d := range dirs {
+		if d == "" {
+			return usageErrorf("--spooler is empty: name the spool directory to serve")
+		}
 	}
 
 	logger := log.New(a.stderr, "", 0)
 	if cfg.Frequency == 0 {
 		cfg.Frequency = -1 // spooler.Config: negative turns the periodic scan off
 	}
-	cfg.Dir = dirs[0]
 	cfg.Logger = logger
-	s, err := spooler.New(cfg)
-	if err != nil {
-		return err
+	var spoolers []*spooler.Spooler
+	for _, d := range dirs {
+		c := cfg
+		c.Dir = d
+		s, err := spooler.New(c)
+		if err != nil {
+			return err
+		}
+		h := &execHandler{cmd: *execCmd, dir: s.Dir(), harakiri: harakiri, log: logger}
+		s.HandleDefault(h.handle)
+		spoolers = append(spoolers, s)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	h := &execHandler{cmd: *execCmd, dir: s.Dir(), harakiri: harakiri, log: logger}
-	s.HandleDefault(h.handle)
-	stopSignals := onSignals(logger, s.Dir(), cancel)
+	stopSignals := onSignals(logger, strings.Join(dirs, ", "), cancel)
 	defer stopSignals()
 
-	logger.Printf("spawned the gospool spooler on dir %s with pid %d", s.Dir(), os.Getpid())
-	err = s.Run(ctx)
-	switch {
-	case errors.Is(err, spooler.ErrMaxTasks):
-		logger.Printf("the gospool spooler on dir %s (pid: %d) ran its %d tasks (--spooler-max-tasks); exiting, as there is no master yet to start a new one", s.Dir(), os.Getpid(), cfg.MaxTasks)
-		return nil
-	case err != nil:
-		return err
+	// One spooler per directory, as uWSGI runs one per `spooler` option; the
+	// first to fail stops the others.
+	errs := make(chan error, len(spoolers))
+	for _, s := range spoolers {
+		go func() {
+			err := s.Run(ctx)
+			if errors.Is(err, spooler.ErrMaxTasks) {
+				logger.Printf("the gospool spooler on dir %s (pid: %d) ran its %d tasks (--spooler-max-tasks); exiting, as there is no master yet to start a new one", s.Dir(), os.Getpid(), cfg.MaxTasks)
+				err = nil
+			}
+			if err != nil {
+				err = fmt.Errorf("%s: %w", s.Dir(), err)
+			}
+			errs <- err
+			cancel()
+		}()
+		select {
+		case <-s.Ready():
+			logger.Printf("spawned the gospool spooler on dir %s with pid %d", s.Dir(), os.Getpid())
+		case err := <-errs:
+			errs <- err
+		}
 	}
-	logger.Printf("the gospool spooler on dir %s (pid: %d) stopped", s.Dir(), os.Getpid())
+	var firstErr error
+	for range spoolers {
+		if err := <-errs; err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	for _, s := range spoolers {
+		logger.Printf("the gospool spooler on dir %s (pid: %d) stopped", s.Dir(), os.Getpid())
+	}
 	return nil
 }
 

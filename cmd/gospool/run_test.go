@@ -268,7 +268,7 @@ func TestRunHarakiri(t *testing.T) {
 	cmd := `[ "$GOSPOOL_ATTEMPT" -ge 2 ] || exec sleep 30
 ` + recordCmd
 	p := startRun(t, []string{"OUT=" + out}, "--spooler", dir, "--spooler-exec", cmd,
-		"--spooler-harakiri", "0.2", "--spooler-retry-delay", "0.05")
+		"--spooler-harakiri", "1", "--spooler-retry-delay", "0.05")
 	waitLive(t, dir, p)
 	start := time.Now()
 	gospool(t, "spool", "--spooler", dir, "id=1").mustSucceed(t)

@@ -127,7 +127,7 @@ func TestSpoolPriority(t *testing.T) {
 	}
 	r.Close()
 	res := gospool(t, "stats", "--spooler", dir, "--json").mustSucceed(t)
-	want := `{"dir":"` + dir + `","ring":{"spooled":0,"spilled":0,"done":0,"retried":0,"failed":0,"ignored":0,"corrupt":0,"in_flight":0,` +
+	want := `{"dir":"` + dir + `","ring":{"spooled":0,"spilled":0,"done":0,"retried":0,"failed":0,"ignored":0,"corrupt":0,"dead":0,"in_flight":0,` +
 		`"ready":0,"claimed":0,"fill":0,"sleepers":0,"lanes":[],"consumers":[]},"files":{"due":1,"scheduled":1}}` + "\n"
 	if res.stdout != want {
 		t.Errorf("stats --json:\n got %s\nwant %s", res.stdout, want)

@@ -24,13 +24,13 @@ spooler processes attached, and how many uWSGI spool files wait in DIR
 
 Counters: spooled (into the ring), spilled (to files instead: lane full or
 task too big), done, retried, failed (handler error or panic, also counted
-in retried), ignored (no handler took it), corrupt (dropped records), in
+in retried), ignored (no handler took it), corrupt (dropped records), dead (out of retries), in
 flight (running now). ready and claimed are counted in the ring right now;
 fill is the percentage of the ring's payload space in use.
 
 --json prints one object:
   {"dir", "ring": {"spooled", "spilled", "done", "retried", "failed",
-   "ignored", "corrupt", "in_flight", "ready", "claimed", "fill", "sleepers",
+   "ignored", "corrupt", "dead", "in_flight", "ready", "claimed", "fill", "sleepers",
    "lanes": [{"lane", "owner_pid", "ready", "claimed", "writing"}],
    "consumers": [{"entry", "pid", "tasks", "since"}]},
    "files": {"due", "scheduled"}}`
@@ -95,6 +95,7 @@ type ringDoc struct {
 	Failed    uint64        `json:"failed"`
 	Ignored   uint64        `json:"ignored"`
 	Corrupt   uint64        `json:"corrupt"`
+	Dead      uint64        `json:"dead"`
 	InFlight  uint64        `json:"in_flight"`
 	Ready     int           `json:"ready"`
 	Claimed   int           `json:"claimed"`
@@ -127,7 +128,7 @@ type filesDoc struct {
 func ringDocOf(st ring.Stats) ringDoc {
 	d := ringDoc{
 		Spooled: st.Spooled, Spilled: st.Spilled, Done: st.Done, Retried: st.Retried,
-		Failed: st.Failed, Ignored: st.Ignored, Corrupt: st.Corrupt, InFlight: st.InFlight,
+		Failed: st.Failed, Ignored: st.Ignored, Corrupt: st.Corrupt, Dead: st.Dead, InFlight: st.InFlight,
 		Ready: st.Ready, Claimed: st.Claimed, Fill: st.Fill * 100, Sleepers: st.Sleepers,
 		Lanes: []laneDoc{}, Consumers: []consumerDoc{},
 	}
@@ -151,7 +152,7 @@ func printRing(w io.Writer, path string, st ring.Stats) {
 	}{
 		{"spooled", st.Spooled}, {"spilled", st.Spilled}, {"done", st.Done},
 		{"retried", st.Retried}, {"failed", st.Failed}, {"ignored", st.Ignored},
-		{"corrupt", st.Corrupt}, {"in flight", st.InFlight}, {"ready", st.Ready},
+		{"corrupt", st.Corrupt}, {"dead", st.Dead}, {"in flight", st.InFlight}, {"ready", st.Ready},
 		{"claimed", st.Claimed}, {"fill", fmt.Sprintf("%.2f%%", st.Fill*100)},
 		{"sleepers", st.Sleepers},
 	}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/gospool/gospool/spooler"
+)
+
+const lsHelp = `List every pending task of the spool directory DIR, one per line: those in
+its shared-memory ring, its uWSGI spool files (priority directories
+included) and its dead letters, each with its state:
+
+  ready              due now
+  scheduled at T     its "at" is in the future
+  retry N at T       attempt N, after a failure, due at T
+  running in pid P   a spooler holds its lock (P when the lock says; gospool's
+                     locks do not name their process)
+  dead               out of retries (--spooler-max-retries); its last error follows
+
+Nothing is changed. --json prints one JSON object per task (JSON Lines):
+  {"where": "ring"|"file", "name", "path", "state", "at", "attempt", "pid",
+   "priority", "error"}
+with "at" in RFC 3339 and the empty fields left out.`
+
+func cmdLs(_ context.Context, a *app, args []string) error {
+	flags := newFlagSet("ls", "gospool ls --spooler DIR [--json]", lsHelp)
+	var dirs listValue
+	flags.Var(&dirs, "spooler", "the spool directory `DIR`")
+	asJSON := flags.Bool("json", false, "print one JSON object per task")
+	pos, err := flags.parse(a, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageErrorf("unexpected argument %q: ls takes no arguments besides its flags", pos[0])
+	}
+	dir, err := oneDir(dirs, "ls")
+	if err != nil {
+		return err
+	}
+	list, err := spooler.List(dir)
+	if err != nil {
+		return err
+	}
+	for _, p := range list {
+		if *asJSON {
+			if err := writeJSON(a.stdout, p); err != nil {
+				return err
+			}
+			continue
+		}
+		fmt.Fprintf(a.stdout, "%-7s %-4s %s%s\n", p.State, p.Where, p.Name, lsDetail(p))
+	}
+	return nil
+}
+
+func lsDetail(p spooler.Pending) string {
+	at := func() string { return p.At.Local().Format(time.DateTime) }
+	switch {
+	case p.State == "scheduled":
+		return "  at " + at()
+	case p.State == "retry":
+		return fmt.Sprintf("  attempt %d at %s", p.Attempt, at())
+	case p.State == "running" && p.Pid > 0:
+		return fmt.Sprintf("  in pid %d", p.Pid)
+	case p.State == "dead":
+		return fmt.Sprintf("  after %d attempts: %s", p.Attempt-1, p.Error)
+	case p.Attempt > 1:
+		return fmt.Sprintf("  attempt %d", p.Attempt)
+	}
+	return ""
+}
