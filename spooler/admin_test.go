@@ -109,4 +109,3 @@ func TestListStates(t *testing.T) {
 		t.Fatalf("list: %+v", list)
 	}
 }
-

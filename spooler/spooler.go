@@ -111,8 +111,8 @@ type Spooler struct {
 	fallback HandlerFunc
 
 	// Set by Run.
-	ring  *ring.Ring
-	cons  *ring.Consumer
+	ring    *ring.Ring
+	cons    *ring.Consumer
 	files   *spoolfile.Writer
 	pending *spooldir.Dir
 	tasks   int
