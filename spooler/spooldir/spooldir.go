@@ -194,6 +194,16 @@ func (d *Dir) Update(name string) {
 	d.place(e, time.Now())
 }
 
+// Forget drops name from the set: its file is gone.
+func (d *Dir) Forget(name string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e := d.entries[name]; e != nil {
+		d.remove(e)
+		delete(d.entries, name)
+	}
+}
+
 // Next takes the next due entry out of the set: lowest priority number
 // first, then the oldest. The caller tries to lock it; whatever happens,
 // the entry is out of the set until an event or a scan brings it back.

@@ -119,6 +119,10 @@ func (w *Watcher) loop() {
 				}
 				continue
 			}
+			if ev.Mask&(unix.IN_DELETE|unix.IN_MOVED_FROM) != 0 {
+				w.d.Forget(filepath.Join(sub, name)) // gone: nothing became due
+				continue
+			}
 			w.d.Update(filepath.Join(sub, name))
 			changed = true
 		}
