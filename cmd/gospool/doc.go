@@ -8,6 +8,8 @@
 //	gospool spool   --spooler DIR [--at T] [--priority P] [--body-file F] KEY=VALUE...
 //	gospool inspect [--json] FILE...
 //	gospool stats   --spooler DIR [--json]
+//	gospool ls      --spooler DIR [--json]
+//	gospool requeue --spooler DIR [NAME...]
 //	gospool demo    [--keep]
 //	gospool help [COMMAND]
 //
@@ -29,9 +31,11 @@
 //
 // # gospool run
 //
-// Runs one spooler process in the foreground on DIR, which is created when
-// missing. It takes tasks from DIR's ring and from the uWSGI spool files in
-// DIR, and runs the shell command CMD (/bin/sh -c CMD) for each. The
+// Runs a spooler in the foreground on each DIR (created when missing; one
+// process for all of them until the master comes). It takes tasks from DIR's
+// ring and from the uWSGI spool files in DIR (and, with --spooler-ordered,
+// in its numeric priority sub-directories, lower numbers first), sees new
+// files at once through inotify, and runs the shell command CMD (/bin/sh -c CMD) for each. The
 // command reads the task on standard input as one line of JSON, the object
 // that inspect --json prints plus "body_base64" when the task has a body,
 // and finds in its environment GOSPOOL_TASK_NAME (the spool file's name, or
@@ -43,7 +47,7 @@
 //
 // Flags:
 //
-//	--spooler DIR                the spool directory (one for now)
+//	--spooler DIR                a spool directory (repeat for several)
 //	--spooler-exec CMD           the command run per task (required)
 //	--spooler-frequency S        scan DIR every S seconds (default 30; 0: never)
 //	--spooler-max-tasks N        exit with status 0 after N tasks (0: never)
@@ -53,10 +57,12 @@
 //	--spooler-retry-delay S      first retry after S seconds (default 1), then doubling
 //	--spooler-retry-max-delay S  up to S seconds (default 300)
 //	--spooler-quiet              no log line per task
+//	--spooler-ordered            also run DIR/P/ priority directories, lower P first
+//	--spooler-max-retries N      after N failed retries, move the task to DIR/gospool-dead/
 //	--spooler-processes K        only 1 until the master comes
 //
-// --ini, --workers, --worker-cmd, --spooler-import, --spooler-ordered,
-// --socket and --stats belong to the command line contract but are not
+// --ini, --workers, --worker-cmd, --spooler-import, --socket and --stats
+// belong to the command line contract but are not
 // supported yet: giving one exits with status 2.
 //
 // gospool logs "spawned the gospool spooler on dir DIR with pid P" on
@@ -118,8 +124,22 @@
 // "fill" is a percentage and "since" an RFC 3339 time. A DIR no gospool
 // spooler has served has no ring, which is an error.
 //
+// # gospool ls
+//
+// Lists every pending task of DIR: the ring's records, the spool files
+// (priority directories included) and the dead letters, each with its state
+// (ready, scheduled at T, retry N at T, running in pid P, dead with its last
+// error). --json prints one object per task:
+//
+//	{"where": "ring"|"file", "name", "path", "state", "at", "attempt", "pid",
+//	 "priority", "error"}
+//
+// # gospool requeue
+//
+// Puts dead tasks back (all, or the NAMEs given): each is written again as
+// a fresh spool file, attempt 1, and its dead copy and NAME.error removed.
+//
 // # Not in this release
 //
-// gospool ls and gospool bench belong to the command line contract and come
-// later.
+// gospool bench belongs to the command line contract and comes later.
 package main
