@@ -335,7 +335,7 @@ func TestUsageErrors(t *testing.T) {
 	}
 	for _, notYet := range []struct{ flag, value string }{
 		{"ini", "gospool.ini"}, {"workers", "4"}, {"worker-cmd", "./app"}, {"spooler-import", "app.tasks"},
-		{"socket", ":3031"}, {"stats", ":9191"},
+		{"stats", ":9191"},
 	} {
 		args := run("--" + notYet.flag)
 		if notYet.value != "" {

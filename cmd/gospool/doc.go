@@ -59,9 +59,11 @@
 //	--spooler-quiet              no log line per task
 //	--spooler-ordered            also run DIR/P/ priority directories, lower P first
 //	--spooler-max-retries N      after N failed retries, move the task to DIR/gospool-dead/
+//	--socket ADDR                accept uWSGI remote spool packets (modifier1 17) on host:port or a unix socket
+//	--buffer-size BYTES          the largest remote packet accepted (default 4096, as uWSGI)
 //	--spooler-processes K        only 1 until the master comes
 //
-// --ini, --workers, --worker-cmd, --spooler-import, --socket and --stats
+// --ini, --workers, --worker-cmd, --spooler-import and --stats
 // belong to the command line contract but are not
 // supported yet: giving one exits with status 2.
 //

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gospool/gospool/spooler"
+	"github.com/gospool/gospool/spooler/remote"
+	"github.com/gospool/gospool/spooler/task"
 )
 
 const runSynopsis = `gospool run --spooler DIR --spooler-exec CMD [--spooler-frequency S]
@@ -48,7 +50,7 @@ Not supported yet (they exit with status 2): --ini, --workers,
 than one --spooler, and --spooler-processes other than 1.`
 
 // notYet are contract flags of `gospool run` that this release refuses.
-var notYet = []string{"ini", "workers", "worker-cmd", "spooler-import", "socket", "stats"}
+var notYet = []string{"ini", "workers", "worker-cmd", "spooler-import", "stats"}
 
 func cmdRun(ctx context.Context, a *app, args []string) error {
 	flags := newFlagSet("run", runSynopsis, runHelp)
@@ -76,7 +78,9 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	flags.Var(&imports, "spooler-import", "run the Python task functions of `MODULE` (not supported yet)")
 	flags.BoolVar(&cfg.Ordered, "spooler-ordered", false, "also run the tasks of numeric priority sub-directories DIR/P/, lower P first, as uWSGI does")
 	flags.Var(intValue{&cfg.MaxRetries, 0}, "spooler-max-retries", "move a task to DIR/gospool-dead/ after `N` failed retries (0: retry forever, as uWSGI)")
-	flags.String("socket", "", "accept uWSGI remote spool packets on `ADDR` (not supported yet)")
+	socketAddr := flags.String("socket", "", "accept uWSGI remote spool packets (modifier1 17) on `ADDR`: host:port, or a unix socket path")
+	bufferSize := remote.DefaultMaxPacket
+	flags.Var(intValue{&bufferSize, 1}, "buffer-size", "the largest remote spool packet accepted, in `BYTES` (uWSGI's buffer-size)")
 	flags.String("stats", "", "serve stats on `ADDR` (not supported yet)")
 
 	pos, err := flags.parse(a, args)
@@ -149,6 +153,17 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 		case err := <-errs:
 			errs <- err
 		}
+	}
+	if *socketAddr != "" {
+		stopServer, err := serveRemote(ctx, logger, *socketAddr, bufferSize, dirs)
+		if err != nil {
+			cancel()
+			for range spoolers {
+				<-errs
+			}
+			return err
+		}
+		defer stopServer()
 	}
 	var firstErr error
 	for range spoolers {
@@ -229,4 +244,34 @@ func (v secondsValue) Set(s string) error {
 	}
 	*v.d = time.Duration(f * float64(time.Second))
 	return nil
+}
+
+// serveRemote accepts uWSGI's remote spool packets on addr and spools each
+// task to the directory its `spooler` key names (the first by default), as
+// a uWSGI instance does. It returns a func that stops the server and waits.
+func serveRemote(ctx context.Context, logger *log.Logger, addr string, maxPacket int, dirs []string) (stop func(), err error) {
+	router, err := spooler.NewRouter(dirs, spooler.ClientOptions{})
+	if err != nil {
+		return nil, err
+	}
+	l, err := remote.Listen(addr)
+	if err != nil {
+		router.Close()
+		return nil, fmt.Errorf("--socket %s: %w", addr, err)
+	}
+	srv := &remote.Server{
+		Spool:     func(ctx context.Context, t *task.Task) error { _, err := router.Spool(ctx, t); return err },
+		MaxPacket: maxPacket,
+		Logger:    logger,
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ctx, l); err != nil {
+			logger.Printf("--socket %s: %v", addr, err)
+		}
+	}()
+	logger.Printf("gospool accepts remote spool requests on %s (pid: %d)", l.Addr(), os.Getpid())
+	return func() { cancel(); <-done; router.Close() }, nil
 }

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"github.com/gospool/gospool/worker"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -310,4 +313,37 @@ func TestRunShutdownRetriesRunningTask(t *testing.T) {
 		t.Errorf("attempt %d after the shutdown, want 2", rt.attempt)
 	}
 	p2.stop(t, syscall.SIGTERM)
+}
+
+// --socket: a remote client's task is spooled and run; an unknown
+// `spooler` target is refused.
+func TestRunRemoteSocket(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := t.TempDir()
+	sock := filepath.Join(t.TempDir(), "spool.sock")
+	p := startRun(t, []string{"OUT=" + out}, "--spooler", dir, "--spooler-exec", recordCmd, "--socket", sock)
+	waitLive(t, dir, p)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no socket; stderr:\n%s", p.stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := worker.SpoolRemote(ctx, sock, task.New("id", "remote-1")); err != nil {
+		t.Fatalf("SpoolRemote: %v\n%s", err, p.stderr)
+	}
+	if rt := waitRan(t, out, 1, p)["remote-1"]; rt.attempt != 1 {
+		t.Errorf("remote task: %+v", rt)
+	}
+	err := worker.SpoolRemote(ctx, sock, task.New("id", "lost", "spooler", "/nowhere"))
+	if !errors.Is(err, worker.ErrRefused) {
+		t.Errorf("unknown spooler target: %v, want ErrRefused", err)
+	}
 }
