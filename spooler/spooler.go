@@ -193,7 +193,7 @@ func (s *Spooler) logf(format string, args ...any) {
 type job struct {
 	rec      ring.Record
 	file     *spoolfile.File
-	fileName string // bare name of file
+	fileName string // relative to the spool directory: "5/NAME" for priority 5
 	ringPath string
 	attempt  int
 }
@@ -202,7 +202,7 @@ type job struct {
 // or "ring:LANE:SEQ". Built on demand: the hot path never needs it.
 func (j *job) name() string {
 	if j.file != nil {
-		return j.fileName
+		return filepath.Base(j.fileName) // without the priority directory, as uWSGI's spooler_task_name
 	}
 	return j.rec.String()
 }
