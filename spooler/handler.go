@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -68,6 +69,14 @@ type Info struct {
 	// Spooled is when the producer published the task, for ring tasks
 	// (zero for files).
 	Spooled time.Time
+	// Hold are open descriptors whose life holds the task's claim: the spool
+	// file's lock, or this spooler's ring consumer entry. A handler that
+	// runs the task in a child process should let it inherit them
+	// (exec.Cmd.ExtraFiles): if this process then dies, the claim lasts
+	// until the child is gone too, so no other spooler starts the task while
+	// the child still runs it. Valid until the handler returns; do not
+	// close them.
+	Hold []*os.File
 }
 
 type infoKey struct{}

@@ -196,6 +196,7 @@ type job struct {
 	fileName string // relative to the spool directory: "5/NAME" for priority 5
 	ringPath string
 	attempt  int
+	hold     []*os.File // see Info.Hold
 }
 
 // name is the task's name in logs: the bare file name, as uWSGI logs it,
@@ -209,7 +210,7 @@ func (j *job) name() string {
 
 // info describes the job for [TaskInfo].
 func (j *job) info() Info {
-	i := Info{Name: j.name(), Attempt: j.attempt}
+	i := Info{Name: j.name(), Attempt: j.attempt, Hold: j.hold}
 	if j.file != nil {
 		i.Path = j.file.Path()
 	} else {
@@ -441,6 +442,14 @@ func (s *Spooler) run(ctx context.Context, j *job) {
 	if !s.cfg.Quiet {
 		s.logf("managing request %s ...", j.name())
 		start = time.Now()
+	}
+	if j.file != nil {
+		if d, err := j.file.Dup(); err == nil {
+			j.hold = []*os.File{d}
+			defer d.Close()
+		}
+	} else {
+		j.hold = []*os.File{s.ring.File()}
 	}
 	herr := s.call(context.WithValue(ctx, infoKey{}, j), t)
 	res := ResultOf(herr)

@@ -9,6 +9,7 @@ import (
 	"log"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -63,8 +64,12 @@ func (h *execHandler) handle(ctx context.Context, t *spooler.Task) error {
 	)
 	// Its own process group, so that stopping it reaches what the shell
 	// started too: SIGTERM at shutdown (SIGKILL after killGrace), SIGKILL
-	// at harakiri, as uWSGI does.
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// at harakiri, as uWSGI does. If gospool itself dies, the shell gets
+	// SIGKILL (Pdeathsig), and whatever it started keeps the task's claim
+	// through the inherited descriptors (fd 3 and up), so no other spooler
+	// runs the task until the last of them is gone.
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	c.ExtraFiles = info.Hold
 	c.Cancel = func() error {
 		sig := syscall.SIGTERM
 		if errors.Is(context.Cause(runCtx), errHarakiri) {
@@ -77,7 +82,11 @@ func (h *execHandler) handle(ctx context.Context, t *spooler.Task) error {
 	}
 	c.WaitDelay = killGrace
 
+	// Pdeathsig fires when the thread that started the child exits, not the
+	// process: keep this goroutine on its thread until the child is reaped.
+	runtime.LockOSThread()
 	err = c.Run()
+	runtime.UnlockOSThread()
 	if err == nil {
 		return nil
 	}

@@ -26,6 +26,21 @@ type File struct {
 	err     error
 }
 
+// Dup returns a new descriptor of the file's open description, which
+// carries the lock: as long as any descriptor of it stays open (in this
+// process or in a child that inherited it) the file stays locked. The
+// caller closes it.
+func (f *File) Dup() (*os.File, error) {
+	if f.fd < 0 {
+		return nil, fmt.Errorf("spoolfile: %s: %w", f.path, fs.ErrClosed)
+	}
+	fd, err := unix.FcntlInt(uintptr(f.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("spoolfile: %s: dup: %w", f.path, err)
+	}
+	return os.NewFile(uintptr(fd), f.path), nil
+}
+
 // Open opens path read-write and takes a non-blocking write lock over the
 // whole file, as a uWSGI spooler does before running a task. If another
 // process holds the lock the error wraps [ErrLocked]: skip the file, it is
