@@ -1,8 +1,12 @@
 package interop_test
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log"
 	"math"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -12,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gospool/gospool/spooler"
 )
 
 // pickupTasks is how many tasks TestPickupLatency measures per spooler.
@@ -196,4 +202,51 @@ func BenchmarkPickupLatency(b *testing.B) {
 		b.ReportMetric(float64(quantile(lat, 0.5)), "p50-ns")
 		b.ReportMetric(float64(quantile(lat, 0.99)), "p99-ns")
 	})
+}
+
+// startGoSpooler serves the latency peers' gospool directory with a Go
+// spooler in this process, whose handler's first line is the stamp: the
+// pick-up latency without the cost of starting a command.
+func (p *latencyPeers) startGoSpooler(tb testing.TB) {
+	tb.Helper()
+	s, err := spooler.New(spooler.Config{Dir: p.gospoolDir, Quiet: true, Logger: log.New(io.Discard, "", 0)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out, err := os.OpenFile(p.gospoolOut, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.HandleDefault(func(ctx context.Context, t *spooler.Task) error {
+		start := monotonic(tb)
+		id, _ := t.Get("id")
+		t0, _ := t.Get("t0")
+		_, err := fmt.Fprintf(out, "%s %s %d gospool-go\n", id, t0, start)
+		return err
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	tb.Cleanup(func() { cancel(); <-done; out.Close() })
+	<-s.Ready()
+}
+
+// The pick-up latency of a Go handler: uwsgi.spool() in the app to the
+// first line of a Go handler of an in-process spooler (inotify wake-up,
+// lock, read, decode, dispatch).
+func TestPickupLatencyGoHandler(t *testing.T) {
+	p := startLatencyPeers(t, false)
+	p.startGoSpooler(t)
+	g := p.measure(t, p.gospoolDir, p.gospoolOut, pickupTasks, nil)
+	t.Logf("uWSGI spool() -> a gospool Go handler starts: %s", summary(g))
+}
+
+func BenchmarkPickupLatencyGoHandler(b *testing.B) {
+	p := startLatencyPeers(b, false)
+	p.startGoSpooler(b)
+	b.ResetTimer()
+	lat := p.measure(b, p.gospoolDir, p.gospoolOut, b.N, nil)
+	b.StopTimer()
+	b.ReportMetric(float64(quantile(lat, 0.5)), "p50-ns")
+	b.ReportMetric(float64(quantile(lat, 0.99)), "p99-ns")
 }
