@@ -37,7 +37,7 @@ type Pending struct {
 	Pid int `json:"pid,omitempty"`
 	// Priority is the priority directory, if any.
 	Priority string `json:"priority,omitempty"`
-	// Error is the last error of a dead task.
+	// Error is the last error of a dead task or a retry.
 	Error string `json:"error,omitempty"`
 }
 
@@ -112,6 +112,11 @@ func listFiles(dir, sub string, now time.Time) ([]Pending, error) {
 			p.State = "scheduled"
 			if p.Attempt > 1 {
 				p.State = "retry"
+			}
+		}
+		if p.Attempt > 1 {
+			if note, err := os.ReadFile(filepath.Join(dir, ErrorsDir, name+".error")); err == nil {
+				p.Error = lastErrorOf(string(note))
 			}
 		}
 		if pid, locked, err := spoolfile.LockHolder(p.Path); err == nil && locked {

@@ -109,3 +109,43 @@ func TestListStates(t *testing.T) {
 		t.Fatalf("list: %+v", list)
 	}
 }
+
+// A retry's last error waits in ErrorsDir, survives a restart, shows in
+// List, and goes away once the task is done.
+func TestRetryKeepsItsLastError(t *testing.T) {
+	dir := t.TempDir()
+	c, _ := NewClient(dir, ClientOptions{NoRing: true})
+	defer c.Close()
+	c.Spool(context.Background(), NewTask("id", "x"))
+	var healthy atomic.Bool
+	done := make(chan struct{}, 1)
+	_, logs := startSpooler(t, Config{Dir: dir, RetryDelay: 300 * time.Millisecond}, func(s *Spooler) {
+		s.HandleDefault(func(ctx context.Context, tk *Task) error {
+			if !healthy.Load() {
+				return errors.New("disk full")
+			}
+			done <- struct{}{}
+			return nil
+		})
+	})
+	var retry Pending
+	waitFor(t, 5*time.Second, func() bool {
+		list, _ := List(dir)
+		for _, p := range list {
+			if p.State == "retry" {
+				retry = p
+				return true
+			}
+		}
+		return false
+	}, logs)
+	if retry.Error != "disk full" || retry.Attempt != 2 {
+		t.Fatalf("retry entry %+v", retry)
+	}
+	healthy.Store(true)
+	<-done
+	waitFor(t, 5*time.Second, func() bool {
+		ents, _ := os.ReadDir(filepath.Join(dir, ErrorsDir))
+		return len(ents) == 0
+	}, logs)
+}

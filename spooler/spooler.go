@@ -57,6 +57,12 @@ const QuarantineDir = "gospool-quarantine"
 // requeue` (see [Requeue]) puts tasks back.
 const DeadDir = "gospool-dead"
 
+// ErrorsDir is the sub-directory where a retried task's last error waits
+// beside it, as ErrorsDir/NAME.error for the spool file NAME: outside the
+// spool file, so that a uWSGI spooler running the retry sees the original
+// task, and under a name uWSGI never scans.
+const ErrorsDir = "gospool-errors"
+
 // ErrMaxTasks is returned by Run after Config.MaxTasks tasks, so that a
 // supervisor replaces the process, as uWSGI's spooler-max-tasks does.
 var ErrMaxTasks = errors.New("spooler: maximum number of tasks reached")
@@ -481,7 +487,7 @@ func (s *Spooler) run(ctx context.Context, j *job) {
 		delay := s.backoff(j.attempt)
 		s.logf("task %s attempt %d failed: %v; retry in %v", j.name(), j.attempt, herr, delay.Round(time.Millisecond))
 		retry := t.Clone()
-		s.settleRetry(j, retry, j.attempt, time.Now().Add(delay))
+		s.settleRetry(j, retry, j.attempt, time.Now().Add(delay), herr)
 	}
 }
 
@@ -513,6 +519,7 @@ func (s *Spooler) settle(j *job, keep *Task, suffix string) {
 	}
 	if j.file != nil {
 		s.cons.NoteTask()
+		s.forgetError(j)
 		if err := j.file.Remove(); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			s.log.Printf("[spooler %s] remove %s: %v", s.dir, j.name(), err)
 		}
@@ -523,14 +530,39 @@ func (s *Spooler) settle(j *job, keep *Task, suffix string) {
 	}
 }
 
-func (s *Spooler) settleRetry(j *job, t *Task, attempt int, at time.Time) {
-	if _, err := s.files.WriteNamed(t, at, retrySuffix+strconv.Itoa(attempt)); err != nil {
+func (s *Spooler) settleRetry(j *job, t *Task, attempt int, at time.Time, cause error) {
+	path, err := s.files.WriteNamed(t, at, retrySuffix+strconv.Itoa(attempt))
+	if err != nil {
 		s.log.Printf("[spooler %s] cannot write the retry of %s: %v; it will run again from where it is", s.dir, j.name(), err)
 		s.giveBack(j)
 		return
 	}
+	s.noteError(filepath.Base(path), j, cause)
 	s.ring.NoteFile()
 	s.settle(j, nil, "")
+}
+
+// noteError keeps a retried task's last error in ErrorsDir, so that it
+// survives restarts and `gospool ls` shows it.
+func (s *Spooler) noteError(name string, j *job, cause error) {
+	dir := filepath.Join(s.dir, ErrorsDir)
+	note := fmt.Sprintf("task: %s\nattempts: %d\nlast error: %v\nat: %s\n", j.name(), j.attempt, cause, time.Now().UTC().Format(time.RFC3339))
+	err := os.WriteFile(filepath.Join(dir, name+".error"), []byte(note), 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(dir, 0o750); err == nil {
+			err = os.WriteFile(filepath.Join(dir, name+".error"), []byte(note), 0o600)
+		}
+	}
+	if err != nil {
+		s.log.Printf("[spooler %s] keeping the last error of %s: %v", s.dir, name, err)
+	}
+}
+
+// forgetError drops the note of a retried file that is settled.
+func (s *Spooler) forgetError(j *job) {
+	if j.file != nil && j.attempt > 1 {
+		os.Remove(filepath.Join(s.dir, ErrorsDir, filepath.Base(j.fileName)+".error"))
+	}
 }
 
 // giveBack leaves a task where it was, for another try.
@@ -594,6 +626,7 @@ func (s *Spooler) bury(j *job, t *Task, cause error) {
 	if err := os.WriteFile(path+".error", []byte(note), 0o600); err != nil {
 		s.log.Printf("[spooler %s] %s: %v", s.dir, path+".error", err)
 	}
+	s.forgetError(j)
 	s.ring.Add(ring.Dead, 1)
 	s.logf("task %s failed %d attempts (last: %v); moved to %s", j.name(), j.attempt, cause, path)
 	if j.file != nil {

@@ -14,7 +14,7 @@ included) and its dead letters, each with its state:
 
   ready              due now
   scheduled at T     its "at" is in the future
-  retry N at T       attempt N, after a failure, due at T
+  retry N at T       attempt N, after a failure (its last error follows), due at T
   running in pid P   a spooler holds its lock (P when the lock says; gospool's
                      locks do not name their process)
   dead               out of retries (--spooler-max-retries); its last error follows
@@ -61,6 +61,8 @@ func lsDetail(p spooler.Pending) string {
 	switch {
 	case p.State == "scheduled":
 		return "  at " + at()
+	case p.State == "retry" && p.Error != "":
+		return fmt.Sprintf("  attempt %d at %s, after: %s", p.Attempt, at(), p.Error)
 	case p.State == "retry":
 		return fmt.Sprintf("  attempt %d at %s", p.Attempt, at())
 	case p.State == "running" && p.Pid > 0:
