@@ -347,3 +347,65 @@ func TestRunRemoteSocket(t *testing.T) {
 		t.Errorf("unknown spooler target: %v, want ErrRefused", err)
 	}
 }
+
+// gospool run killed with SIGKILL while a task's command runs: the command
+// keeps the task's claim (the ring consumer entry for a ring task, the file
+// lock for a file task), so a new gospool run does not start the task again
+// until that command has ended; then it runs it again (at least once).
+func TestKilledRunDoesNotOverlapItsCommand(t *testing.T) {
+	for _, viaFile := range []bool{false, true} {
+		name := "ring"
+		if viaFile {
+			name = "file"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			out := t.TempDir()
+			// Attempt 1 runs 1.5 s in a grandchild of the shell, then marks
+			// its end; a later run only marks its start.
+			cmd := `if [ ! -e "$OUT/first-started" ]; then touch "$OUT/first-started"; (sleep 1.5; touch "$OUT/first-ended") & wait; else touch "$OUT/second-started.$(date +%s%N)"; fi`
+			first := startRun(t, []string{"OUT=" + out}, "--spooler", dir, "--spooler-exec", cmd, "--spooler-frequency", "0.2")
+			waitLive(t, dir, first)
+			args := []string{"spool", "--spooler", dir, "id=1"}
+			if viaFile {
+				// No live spooler at spool time: the task goes to a file.
+				first.stop(t, syscall.SIGTERM)
+				gospool(t, args...).mustSucceed(t)
+				first = startRun(t, []string{"OUT=" + out}, "--spooler", dir, "--spooler-exec", cmd, "--spooler-frequency", "0.2")
+			} else {
+				r := gospool(t, args...).mustSucceed(t)
+				if !strings.HasPrefix(r.stdout, "ring ") {
+					t.Fatalf("not into the ring: %q", r.stdout)
+				}
+			}
+			waitFor(t, 10*time.Second, "first attempt started", func() bool {
+				_, err := os.Stat(filepath.Join(out, "first-started"))
+				return err == nil
+			}, first.stderr)
+			// Not first.stop: its Wait also waits for the orphaned command,
+			// which still holds gospool's stdout.
+			if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 5*time.Second, "the killed gospool is gone", func() bool {
+				return syscall.Kill(first.cmd.Process.Pid, 0) == syscall.ESRCH
+			})
+			second := startRun(t, []string{"OUT=" + out}, "--spooler", dir, "--spooler-exec", cmd, "--spooler-frequency", "0.2")
+			waitFor(t, 15*time.Second, "the task ran again after the orphaned command ended", func() bool {
+				m, _ := filepath.Glob(filepath.Join(out, "second-started.*"))
+				return len(m) > 0
+			}, second.stderr)
+			ended, err := os.Stat(filepath.Join(out, "first-ended"))
+			if err != nil {
+				t.Fatalf("the task ran again while the first command still ran (it never ended)")
+			}
+			m, _ := filepath.Glob(filepath.Join(out, "second-started.*"))
+			again, _ := os.Stat(m[0])
+			t.Logf("first ended %v, second started %v", ended.ModTime(), again.ModTime())
+			if again.ModTime().Before(ended.ModTime()) {
+				t.Fatalf("the task ran again at %v, before the first command ended at %v", again.ModTime(), ended.ModTime())
+			}
+		})
+	}
+}
