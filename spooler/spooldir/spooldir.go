@@ -50,14 +50,15 @@ type Dir struct {
 
 	mu      sync.Mutex
 	entries map[string]*Entry // by Name
-	due     dueHeap           // mtime <= now at the last look, by priority then age
-	waiting atHeap            // mtime in the future, soonest first
+	due     entryHeap         // mtime <= now at the last look, by priority then age
+	waiting entryHeap         // mtime in the future, soonest first
 	skip    map[string]bool   // names not to hand out until the next full scan
 }
 
 // New prepares the set for the directory dir (absolute). Call Scan to fill it.
 func New(dir string, opts Options) *Dir {
-	return &Dir{dir: dir, opts: opts, entries: map[string]*Entry{}, skip: map[string]bool{}}
+	return &Dir{dir: dir, opts: opts, entries: map[string]*Entry{}, skip: map[string]bool{},
+		due: entryHeap{less: dueFirst}, waiting: entryHeap{less: soonestFirst}}
 }
 
 // Dir is the directory this set describes.
@@ -74,7 +75,7 @@ func (d *Dir) Scan() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.entries = found
-	d.due, d.waiting = d.due[:0], d.waiting[:0]
+	d.due.items, d.waiting.items = d.due.items[:0], d.waiting.items[:0]
 	clear(d.skip)
 	now := time.Now()
 	for _, e := range found {
@@ -152,9 +153,9 @@ func (d *Dir) remove(e *Entry) {
 	if e.index < 0 {
 		return
 	}
-	if e.index < len(d.due) && d.due[e.index] == e {
+	if e.index < len(d.due.items) && d.due.items[e.index] == e {
 		heap.Remove(&d.due, e.index)
-	} else if e.index < len(d.waiting) && d.waiting[e.index] == e {
+	} else if e.index < len(d.waiting.items) && d.waiting.items[e.index] == e {
 		heap.Remove(&d.waiting, e.index)
 	}
 	e.index = -1
@@ -210,11 +211,11 @@ func (d *Dir) Forget(name string) {
 func (d *Dir) Next(now time.Time) (Entry, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for len(d.waiting) > 0 && !d.waiting[0].ModTime.After(now) {
+	for len(d.waiting.items) > 0 && !d.waiting.items[0].ModTime.After(now) {
 		e := heap.Pop(&d.waiting).(*Entry)
 		heap.Push(&d.due, e)
 	}
-	for len(d.due) > 0 {
+	for len(d.due.items) > 0 {
 		e := heap.Pop(&d.due).(*Entry)
 		delete(d.entries, e.Name)
 		if d.skip[e.Name] {
@@ -238,22 +239,22 @@ func (d *Dir) Skip(name string) {
 func (d *Dir) HasDue(now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, e := range d.due {
+	for _, e := range d.due.items {
 		if !d.skip[e.Name] {
 			return true
 		}
 	}
-	return len(d.waiting) > 0 && !d.waiting[0].ModTime.After(now)
+	return len(d.waiting.items) > 0 && !d.waiting.items[0].ModTime.After(now)
 }
 
 // NextAt is when the next waiting entry falls due (zero if none waits).
 func (d *Dir) NextAt() time.Time {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if len(d.waiting) == 0 {
+	if len(d.waiting.items) == 0 {
 		return time.Time{}
 	}
-	return d.waiting[0].ModTime
+	return d.waiting.items[0].ModTime
 }
 
 // Len is how many pending files the set holds.
@@ -263,12 +264,36 @@ func (d *Dir) Len() int {
 	return len(d.entries)
 }
 
-// dueHeap orders due entries: lower priority number first, then older.
-type dueHeap []*Entry
+// entryHeap is a heap of entries in the order less gives; each entry knows
+// its index, so that it can be removed from the middle.
+type entryHeap struct {
+	items []*Entry
+	less  func(a, b *Entry) bool
+}
 
-func (h dueHeap) Len() int { return len(h) }
-func (h dueHeap) Less(i, j int) bool {
-	a, b := h[i], h[j]
+func (h *entryHeap) Len() int           { return len(h.items) }
+func (h *entryHeap) Less(i, j int) bool { return h.less(h.items[i], h.items[j]) }
+func (h *entryHeap) Swap(i, j int) {
+	h.items[i], h.items[j] = h.items[j], h.items[i]
+	h.items[i].index, h.items[j].index = i, j
+}
+func (h *entryHeap) Push(x any) {
+	e := x.(*Entry)
+	e.index = len(h.items)
+	h.items = append(h.items, e)
+}
+func (h *entryHeap) Pop() any {
+	n := len(h.items) - 1
+	e := h.items[n]
+	h.items[n] = nil
+	h.items = h.items[:n]
+	e.index = -1
+	return e
+}
+
+// dueFirst orders due entries: lower priority number first, then older,
+// then by name.
+func dueFirst(a, b *Entry) bool {
 	if a.Priority != b.Priority {
 		return a.Priority < b.Priority
 	}
@@ -277,29 +302,6 @@ func (h dueHeap) Less(i, j int) bool {
 	}
 	return a.Name < b.Name
 }
-func (h dueHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i]; h[i].index = i; h[j].index = j }
-func (h *dueHeap) Push(x any)   { e := x.(*Entry); e.index = len(*h); *h = append(*h, e) }
-func (h *dueHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	e.index = -1
-	return e
-}
 
-// atHeap orders waiting entries by due time.
-type atHeap []*Entry
-
-func (h atHeap) Len() int           { return len(h) }
-func (h atHeap) Less(i, j int) bool { return h[i].ModTime.Before(h[j].ModTime) }
-func (h atHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].index = i; h[j].index = j }
-func (h *atHeap) Push(x any)        { e := x.(*Entry); e.index = len(*h); *h = append(*h, e) }
-func (h *atHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	e.index = -1
-	return e
-}
+// soonestFirst orders waiting entries by due time.
+func soonestFirst(a, b *Entry) bool { return a.ModTime.Before(b.ModTime) }
