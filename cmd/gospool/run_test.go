@@ -364,7 +364,7 @@ func TestKilledRunDoesNotOverlapItsCommand(t *testing.T) {
 			out := t.TempDir()
 			// Attempt 1 runs 1.5 s in a grandchild of the shell, then marks
 			// its end; a later run only marks its start.
-			cmd := `if [ ! -e "$OUT/first-started" ]; then touch "$OUT/first-started"; (sleep 1.5; touch "$OUT/first-ended") & wait; else touch "$OUT/second-started.$(date +%s%N)"; fi`
+			cmd := `if [ ! -e "$OUT/first-started" ]; then touch "$OUT/first-started"; (touch "$OUT/first-holding"; sleep 1.5; touch "$OUT/first-ended") & wait; else touch "$OUT/second-started.$(date +%s%N)"; fi`
 			first := startRun(t, []string{"OUT=" + out}, "--spooler", dir, "--spooler-exec", cmd, "--spooler-frequency", "0.2")
 			waitLive(t, dir, first)
 			args := []string{"spool", "--spooler", dir, "id=1"}
@@ -379,8 +379,10 @@ func TestKilledRunDoesNotOverlapItsCommand(t *testing.T) {
 					t.Fatalf("not into the ring: %q", r.stdout)
 				}
 			}
+			// Kill gospool once the grandchild that outlives it is running
+			// (before that, the shell dies with gospool and nothing runs).
 			waitFor(t, 10*time.Second, "first attempt started", func() bool {
-				_, err := os.Stat(filepath.Join(out, "first-started"))
+				_, err := os.Stat(filepath.Join(out, "first-holding"))
 				return err == nil
 			}, first.stderr)
 			// Not first.stop: its Wait also waits for the orphaned command,
@@ -398,7 +400,7 @@ func TestKilledRunDoesNotOverlapItsCommand(t *testing.T) {
 			}, second.stderr)
 			ended, err := os.Stat(filepath.Join(out, "first-ended"))
 			if err != nil {
-				t.Fatalf("the task ran again while the first command still ran (it never ended)")
+				t.Fatalf("the task ran again while the first command still ran (it never ended)\nfirst gospool:\n%s\nsecond gospool:\n%s", first.stderr, second.stderr)
 			}
 			m, _ := filepath.Glob(filepath.Join(out, "second-started.*"))
 			again, _ := os.Stat(m[0])
