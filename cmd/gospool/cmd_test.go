@@ -332,9 +332,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"ls"}, "missing --spooler DIR"},
 		{[]string{"ls", "--spooler", dir, "extra"}, `unexpected argument "extra"`},
 		{[]string{"requeue"}, "missing --spooler DIR"},
+		{run("--ini", filepath.Join(dir, "missing.ini")), "--ini"},
 	}
 	for _, notYet := range []struct{ flag, value string }{
-		{"ini", "gospool.ini"}, {"workers", "4"}, {"worker-cmd", "./app"}, {"spooler-import", "app.tasks"},
+		{"workers", "4"}, {"worker-cmd", "./app"}, {"spooler-import", "app.tasks"},
 		{"stats", ":9191"},
 	} {
 		args := run("--" + notYet.flag)

@@ -63,8 +63,14 @@
 //	--buffer-size BYTES          the largest remote packet accepted (default 4096, as uWSGI)
 //	--spooler-processes K        only 1 until the master comes
 //
-// --ini, --workers, --worker-cmd, --spooler-import and --stats
-// belong to the command line contract but are not
+// --ini FILE reads the spooler options of a uWSGI ini file ([uwsgi], or
+// FILE:SECTION), as uWSGI 2.0.21 reads them (magic variables, $(ENV),
+// includes): spooler, spooler-frequency, spooler-ordered, spooler-quiet,
+// spooler-max-tasks, spooler-harakiri, buffer-size, and spooler-processes
+// (as tasks at once, until the master comes). Flags given on the command
+// line win; every other option is reported once as not used.
+//
+// --workers, --worker-cmd, --spooler-import and --stats belong to the command line contract but are not
 // supported yet: giving one exits with status 2.
 //
 // gospool logs "spawned the gospool spooler on dir DIR with pid P" on

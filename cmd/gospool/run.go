@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gospool/gospool/master/ini"
 	"github.com/gospool/gospool/spooler"
 	"github.com/gospool/gospool/spooler/remote"
 	"github.com/gospool/gospool/spooler/task"
@@ -50,7 +51,7 @@ Not supported yet (they exit with status 2): --ini, --workers,
 than one --spooler, and --spooler-processes other than 1.`
 
 // notYet are contract flags of `gospool run` that this release refuses.
-var notYet = []string{"ini", "workers", "worker-cmd", "spooler-import", "stats"}
+var notYet = []string{"workers", "worker-cmd", "spooler-import", "stats"}
 
 func cmdRun(ctx context.Context, a *app, args []string) error {
 	flags := newFlagSet("run", runSynopsis, runHelp)
@@ -72,7 +73,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	flags.Var(secondsValue{&cfg.RetryMaxDelay}, "spooler-retry-max-delay", "retry delays double up to `S` seconds (0: the default, 300)")
 	flags.BoolVar(&cfg.Quiet, "spooler-quiet", false, "do not log a line per task")
 	// The rest of the contract, listed by --help and refused for now.
-	flags.String("ini", "", "read options from the uWSGI ini `FILE` (not supported yet)")
+	iniFile := flags.String("ini", "", "read the spooler options of the uWSGI ini `FILE` (FILE:SECTION for another section than [uwsgi]); flags given here win")
 	flags.String("workers", "", "start `N` workers (not supported yet)")
 	flags.String("worker-cmd", "", "the workers' command `CMD` (not supported yet)")
 	flags.Var(&imports, "spooler-import", "run the Python task functions of `MODULE` (not supported yet)")
@@ -94,6 +95,11 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	}
 	if len(pos) > 0 {
 		return usageErrorf("unexpected argument %q: run takes flags only (see gospool run --help)", pos[0])
+	}
+	if *iniFile != "" {
+		if err := applyIni(a, flags, *iniFile, &dirs, &cfg, &harakiri, &bufferSize); err != nil {
+			return err
+		}
 	}
 	switch {
 	case len(dirs) == 0:
@@ -274,4 +280,77 @@ func serveRemote(ctx context.Context, logger *log.Logger, addr string, maxPacket
 	}()
 	logger.Printf("gospool accepts remote spool requests on %s (pid: %d)", l.Addr(), os.Getpid())
 	return func() { cancel(); <-done; router.Close() }, nil
+}
+
+// applyIni takes the spooler options of a uWSGI ini file, for each flag not
+// given on the command line, and warns once about each option it does not
+// use.
+func applyIni(a *app, flags *flagSet, path string, dirs *listValue, cfg *spooler.Config, harakiri *time.Duration, bufferSize *int) error {
+	opts, err := ini.Load(path)
+	if err != nil {
+		return usageErrorf("--ini: %v", err)
+	}
+	c, err := ini.Parse(opts)
+	if err != nil {
+		return usageErrorf("--ini: %v", err)
+	}
+	warn := func(format string, args ...any) {
+		fmt.Fprintf(a.stderr, "gospool run: warning: "+format+"\n", args...)
+	}
+	if !set(flags, "spooler") {
+		*dirs = append(*dirs, c.Spoolers...)
+	}
+	if c.SpoolerFrequency != nil && !set(flags, "spooler-frequency") {
+		cfg.Frequency = time.Duration(*c.SpoolerFrequency * float64(time.Second))
+	}
+	if c.SpoolerOrdered && !set(flags, "spooler-ordered") {
+		cfg.Ordered = true
+	}
+	if c.SpoolerQuiet && !set(flags, "spooler-quiet") {
+		cfg.Quiet = true
+	}
+	if c.SpoolerMaxTasks > 0 && !set(flags, "spooler-max-tasks") {
+		cfg.MaxTasks = c.SpoolerMaxTasks
+	}
+	if c.SpoolerHarakiri > 0 && !set(flags, "spooler-harakiri") {
+		*harakiri = time.Duration(c.SpoolerHarakiri) * time.Second
+	}
+	if c.BufferSize > 0 && !set(flags, "buffer-size") {
+		*bufferSize = c.BufferSize
+	}
+	if c.SpoolerProcesses > 1 && !set(flags, "spooler-concurrency") {
+		warn("%s: spooler-processes = %d: until the master comes, gospool runs one spooler process per directory, running %d tasks at once", path, c.SpoolerProcesses, c.SpoolerProcesses)
+		cfg.Concurrency = c.SpoolerProcesses
+	}
+	if len(c.ExternalSpoolers) > 0 {
+		warn("%s: spooler-external: not served here (uWSGI only spools into it); give it to gospool run --spooler to run its tasks", path)
+	}
+	if len(c.SpoolerImports) > 0 {
+		warn("%s: spooler-import: Python task modules are not supported yet; tasks run with --spooler-exec", path)
+	}
+	if len(c.Sockets) > 0 {
+		warn("%s: socket: not taken from the ini (it is uWSGI's workers' socket); give --socket to accept remote spool packets", path)
+	}
+	seen := map[string]bool{}
+	for _, o := range c.Unsupported {
+		if seen[o.Key] {
+			continue
+		}
+		seen[o.Key] = true
+		hint := ini.Hint(o.Key)
+		if hint != "" {
+			hint = " (" + hint + ")"
+		}
+		warn("%s:%d: %s is not used by gospool run%s", o.File, o.Line, o.Key, hint)
+	}
+	for _, k := range []struct {
+		on   bool
+		name string
+	}{{c.Processes > 0, "processes"}, {c.Harakiri > 0, "harakiri"}, {len(c.HTTPSockets) > 0, "http-socket"},
+		{c.MaxRequests > 0, "max-requests"}, {c.ReloadMercy > 0, "reload-mercy"}, {c.SpoolerChdir != "", "spooler-chdir"}} {
+		if k.on {
+			warn("%s: %s is for uWSGI's workers or not supported yet; ignored", path, k.name)
+		}
+	}
+	return nil
 }

@@ -411,3 +411,50 @@ func TestKilledRunDoesNotOverlapItsCommand(t *testing.T) {
 		})
 	}
 }
+
+// --ini takes the spooler options of a uWSGI ini file, warns once about
+// what it does not use, and lets flags win.
+func TestRunIni(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	iniPath := filepath.Join(t.TempDir(), "app.ini")
+	os.WriteFile(iniPath, []byte(`[uwsgi]
+plugins = python3
+master = true
+processes = 4
+spooler = %d/spool
+spooler-frequency = 0.5
+spooler-quiet = true
+spooler-max-tasks = 2
+wsgi-file = app.py
+wsgi-file = app2.py
+`), 0o644)
+	spoolDir := filepath.Join(filepath.Dir(iniPath), "spool")
+	os.Mkdir(spoolDir, 0o750)
+	for i := 1; i <= 3; i++ {
+		spoolFile(t, cmdOpts{}, spoolDir, "id="+strconv.Itoa(i))
+	}
+	p := startRun(t, []string{"OUT=" + out}, "--ini", iniPath, "--spooler-exec", recordCmd)
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, p.stderr)
+	}
+	stderr := p.stderr.String()
+	if names, _ := filepath.Glob(filepath.Join(out, "*.json")); len(names) != 2 {
+		t.Errorf("%d tasks ran, want 2 (spooler-max-tasks = 2 from the ini)\n%s", len(names), stderr)
+	}
+	if strings.Contains(stderr, "managing request") {
+		t.Errorf("spooler-quiet from the ini was not applied:\n%s", stderr)
+	}
+	if n := strings.Count(stderr, "wsgi-file is not used"); n != 1 {
+		t.Errorf("wsgi-file warned %d times, want once:\n%s", n, stderr)
+	}
+	if !strings.Contains(stderr, "processes is for uWSGI's workers") || strings.Contains(stderr, "plugins") {
+		t.Errorf("warnings:\n%s", stderr)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.ini")
+	os.WriteFile(bad, []byte("[uwsgi]\nspooler-max-tasks = many\n"), 0o644)
+	r := gospool(t, "run", "--ini", bad, "--spooler-exec", "true")
+	if r.code != 2 || !strings.Contains(r.stderr, "bad.ini:2: spooler-max-tasks") {
+		t.Errorf("a bad ini value: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
