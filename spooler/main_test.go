@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gospool/gospool/internal/testproc"
 	"github.com/gospool/gospool/spooler/ring"
 	"golang.org/x/sys/unix"
 )
@@ -214,16 +215,9 @@ type proc struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan string
-	stderr *lockedBuffer
+	stderr *testproc.Buffer
 	ready  chan struct{}
 }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 func startProc(tb testing.TB, role string, env ...string) *proc {
 	tb.Helper()
@@ -235,7 +229,7 @@ func startProc(tb testing.TB, role string, env ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
-	p := &proc{cmd: cmd, stdin: stdin, lines: make(chan string, 1<<20), stderr: &lockedBuffer{}, ready: make(chan struct{})}
+	p := &proc{cmd: cmd, stdin: stdin, lines: make(chan string, 1<<20), stderr: &testproc.Buffer{}, ready: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(so)
 		for sc.Scan() {
@@ -247,9 +241,7 @@ func startProc(tb testing.TB, role string, env ...string) *proc {
 		sc := bufio.NewScanner(se)
 		once := sync.Once{}
 		for sc.Scan() {
-			p.stderr.mu.Lock()
-			p.stderr.b.WriteString(sc.Text() + "\n")
-			p.stderr.mu.Unlock()
+			p.stderr.Write([]byte(sc.Text() + "\n"))
 			if strings.Contains(sc.Text(), " ready") {
 				once.Do(func() { close(p.ready) })
 			}

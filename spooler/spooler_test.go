@@ -1,7 +1,6 @@
 package spooler
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -13,32 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gospool/gospool/internal/testproc"
 	"github.com/gospool/gospool/spooler/ring"
 	"github.com/gospool/gospool/spooler/spoolfile"
 )
 
-// logBuffer collects a spooler's log lines for assertions.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startSpooler runs a spooler on dir until the test ends.
-func startSpooler(t *testing.T, cfg Config, register func(*Spooler)) (*Spooler, *logBuffer) {
+func startSpooler(t *testing.T, cfg Config, register func(*Spooler)) (*Spooler, *testproc.Buffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testproc.Buffer{}
 	cfg.Logger = log.New(logs, "", 0)
 	if cfg.Ring.Geometry == (ring.Geometry{}) {
 		cfg.Ring.Geometry = ring.Geometry{Lanes: 4, SlotsPerLane: 64, LaneBytes: 64 << 10, Consumers: 8}
@@ -74,7 +56,7 @@ func startSpooler(t *testing.T, cfg Config, register func(*Spooler)) (*Spooler, 
 	return s, logs
 }
 
-func waitFor(t *testing.T, d time.Duration, cond func() bool, logs ...*logBuffer) {
+func waitFor(t *testing.T, d time.Duration, cond func() bool, logs ...*testproc.Buffer) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {

@@ -3,40 +3,20 @@
 package worker
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gospool/gospool/internal/testproc"
 	"github.com/gospool/gospool/spooler/spoolfile"
 	"github.com/gospool/gospool/spooler/task"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // freePort returns a TCP port that was free a moment ago.
 func freePort(t *testing.T) string {
@@ -53,42 +33,16 @@ func freePort(t *testing.T) string {
 // uWSGI runs the spooler plugin with an external spooler, so that nothing
 // consumes the files.
 func TestSpoolRemoteUWSGI(t *testing.T) {
-	bin, err := exec.LookPath("uwsgi")
-	if err != nil {
-		t.Skip("uwsgi is not installed")
-	}
 	dir, err := filepath.EvalSymlinks(t.TempDir()) // uWSGI matches `spooler` against the realpath
 	if err != nil {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(shortTempDir(t), "u.sock")
 	tcp := freePort(t)
-	var out lockedBuffer
-	cmd := exec.Command(bin, "--plugin", "spooler",
+	out := testproc.StartUWSGI(t, "--plugin", "spooler",
 		"--socket", sock, "--socket", tcp,
 		"--spooler-external", dir,
 		"--master", "--processes", "1")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waited := make(chan struct{})
-	go func() { cmd.Wait(); close(waited) }()
-	t.Cleanup(func() {
-		// SIGTERM makes uWSGI 2.0 reload, not exit; SIGINT stops it.
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-waited:
-		case <-time.After(10 * time.Second):
-			t.Log("uWSGI ignored SIGINT for 10s; killing it")
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-waited
-		}
-		if t.Failed() {
-			t.Logf("uWSGI output:\n%s", out.String())
-		}
-	})
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		c1, err1 := net.Dial("unix", sock)
 		c2, err2 := net.Dial("tcp", tcp)

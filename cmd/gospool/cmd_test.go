@@ -7,11 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gospool/gospool/internal/testproc"
 	"github.com/gospool/gospool/spooler/ring"
 )
 
@@ -139,28 +139,10 @@ func realDir(t *testing.T, dir string) string {
 	return real
 }
 
-// syncBuffer is a bytes.Buffer that a running process and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runProc is a `gospool run` running in the background.
 type runProc struct {
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *testproc.Buffer
 	done           chan struct{}
 	err            error // of Wait, once done is closed
 }
@@ -169,7 +151,7 @@ type runProc struct {
 // test ends. It does not wait for the spooler to be ready; see waitLive.
 func startRun(t *testing.T, env []string, args ...string) *runProc {
 	t.Helper()
-	p := &runProc{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &runProc{stdout: &testproc.Buffer{}, stderr: &testproc.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(gospoolBin, append([]string{"run"}, args...)...)
 	p.cmd.Env = append(childEnv(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr

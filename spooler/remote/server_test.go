@@ -17,27 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gospool/gospool/internal/testproc"
 	"github.com/gospool/gospool/spooler/task"
 )
-
-// syncBuffer is a log destination that the test can read while the server
-// writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // recorder is a Spool func that keeps what it is given.
 type recorder struct {
@@ -65,7 +47,7 @@ func (r *recorder) all() []*task.Task {
 type testServer struct {
 	addr string // in Listen's form
 	rec  *recorder
-	log  *syncBuffer
+	log  *testproc.Buffer
 }
 
 // shortTempDir returns a directory whose paths fit in a sockaddr_un (108
@@ -83,7 +65,7 @@ func shortTempDir(t testing.TB) string {
 // then checks that Serve returned nil.
 func startServer(t testing.TB, network string, s *Server) *testServer {
 	t.Helper()
-	ts := &testServer{rec: &recorder{}, log: &syncBuffer{}}
+	ts := &testServer{rec: &recorder{}, log: &testproc.Buffer{}}
 	if s.Spool == nil {
 		s.Spool = ts.rec.spool
 	}
@@ -471,7 +453,7 @@ func TestShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testproc.Buffer
 	inSpool := make(chan struct{})
 	s := &Server{
 		Logger:      log.New(&logs, "", 0),

@@ -9,14 +9,13 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gospool/gospool/internal/testproc"
 	"github.com/gospool/gospool/spooler/spoolfile"
 	"github.com/gospool/gospool/spooler/task"
 )
@@ -26,17 +25,13 @@ import (
 type uwsgiInstance struct {
 	addr string // "unix:/path"
 	dir  string // the spool dir, realpath'd as uWSGI does
-	out  *syncBuffer
+	out  *testproc.Buffer
 }
 
 // startUWSGI starts uWSGI, or skips the test when it is not installed.
 // Only the spooler plugin is loaded: modifier1 17 needs nothing else.
 func startUWSGI(t *testing.T) *uwsgiInstance {
 	t.Helper()
-	bin, err := exec.LookPath("uwsgi")
-	if err != nil {
-		t.Skip("uwsgi is not installed")
-	}
 	dir, err := filepath.EvalSymlinks(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -44,33 +39,11 @@ func startUWSGI(t *testing.T) *uwsgiInstance {
 	u := &uwsgiInstance{
 		addr: "unix:" + filepath.Join(shortTempDir(t), "u.sock"),
 		dir:  dir,
-		out:  &syncBuffer{},
 	}
-	cmd := exec.Command(bin, "--plugin", "spooler",
+	u.out = testproc.StartUWSGI(t, "--plugin", "spooler",
 		"--socket", strings.TrimPrefix(u.addr, "unix:"),
 		"--spooler-external", dir,
 		"--master", "--processes", "1")
-	cmd.Stdout, cmd.Stderr = u.out, u.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waited := make(chan struct{})
-	go func() { cmd.Wait(); close(waited) }()
-	t.Cleanup(func() {
-		// SIGTERM makes uWSGI 2.0 reload, not exit; SIGINT stops it.
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-waited:
-		case <-time.After(10 * time.Second):
-			t.Log("uWSGI ignored SIGINT for 10s; killing it")
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-waited
-		}
-		if t.Failed() {
-			t.Logf("uWSGI output:\n%s", u.out)
-		}
-	})
 	network, address := SplitAddr(u.addr)
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if c, err := net.Dial(network, address); err == nil {
