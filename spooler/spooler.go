@@ -602,29 +602,49 @@ func (s *Spooler) bury(j *job, t *Task, cause error) {
 		s.giveBack(j)
 		return
 	}
+	// The NAME.error note is written before the task appears in DeadDir, so
+	// that `gospool ls` never shows a dead task without its last error.
+	note := fmt.Sprintf("task: %s\nattempts: %d\nlast error: %v\ndead since: %s\n", j.name(), j.attempt, cause, time.Now().UTC().Format(time.RFC3339))
+	writeNote := func(path string) {
+		if err := os.WriteFile(path+".error", []byte(note), 0o600); err != nil {
+			s.log.Printf("[spooler %s] %s: %v", s.dir, path+".error", err)
+		}
+	}
 	var path string
 	if j.file != nil {
 		// The file itself moves, bytes untouched; our lock moves with it.
 		path = filepath.Join(dead, filepath.Base(j.fileName))
+		writeNote(path)
 		if err := os.Rename(j.file.Path(), path); err != nil {
 			s.log.Printf("[spooler %s] cannot move %s to %s: %v", s.dir, j.name(), dead, err)
+			os.Remove(path + ".error")
 			j.file.Close()
 			return
 		}
 	} else {
-		w, err := spoolfile.NewWriter(dead, spoolfile.WriterOptions{Sync: s.cfg.Ring.Sync})
+		// A ring task is written in a staging directory that nothing lists,
+		// then renamed into DeadDir once its note is there.
+		staging := filepath.Join(dead, ".new")
+		os.MkdirAll(staging, 0o750)
+		w, err := spoolfile.NewWriter(staging, spoolfile.WriterOptions{Sync: s.cfg.Ring.Sync})
+		var tmp string
 		if err == nil {
-			path, err = w.WriteNamed(t, time.Time{}, retrySuffix+strconv.Itoa(j.attempt))
+			tmp, err = w.WriteNamed(t, time.Time{}, retrySuffix+strconv.Itoa(j.attempt))
 		}
+		if err == nil {
+			path = filepath.Join(dead, filepath.Base(tmp))
+			writeNote(path)
+			if err = os.Rename(tmp, path); err != nil {
+				os.Remove(tmp)
+				os.Remove(path + ".error")
+			}
+		}
+		os.Remove(staging) // only when empty: another spooler may be using it
 		if err != nil {
 			s.log.Printf("[spooler %s] cannot write %s to %s: %v; it stays in the ring", s.dir, j.name(), dead, err)
 			s.giveBack(j)
 			return
 		}
-	}
-	note := fmt.Sprintf("task: %s\nattempts: %d\nlast error: %v\ndead since: %s\n", j.name(), j.attempt, cause, time.Now().UTC().Format(time.RFC3339))
-	if err := os.WriteFile(path+".error", []byte(note), 0o600); err != nil {
-		s.log.Printf("[spooler %s] %s: %v", s.dir, path+".error", err)
 	}
 	s.forgetError(j)
 	s.ring.Add(ring.Dead, 1)
