@@ -258,9 +258,11 @@ func (c *Consumer) Wait(d, spin time.Duration, more func() bool) {
 }
 
 // clearSleeping takes entry i out of the sleepers count if it is in it.
-func (c *Consumer) clearSleeping(i int) {
-	if c.r.m.u32(c.r.consumerOff(i)+conSleeping).CompareAndSwap(1, 0) {
-		c.r.m.u32(offSleepers).Add(^uint32(0))
+func (c *Consumer) clearSleeping(i int) { c.r.clearSleeping(i) }
+
+func (r *Ring) clearSleeping(i int) {
+	if r.m.u32(r.consumerOff(i)+conSleeping).CompareAndSwap(1, 0) {
+		r.m.u32(offSleepers).Add(^uint32(0))
 	}
 }
 
@@ -277,26 +279,44 @@ func (c *Consumer) FileSeqChanged() bool {
 
 // ReleaseDead puts back every record claimed by a consumer process that is
 // gone, and returns how many. A consumer is gone when the kernel no longer
-// holds its entry's lock, or when its entry was taken by a newer process.
-// A spooler calls it when it starts, from time to time, and at once when its
-// master tells it that a process died.
+// holds its entry's lock, or when its entry was taken by a newer process;
+// this consumer's own records are never touched. A spooler calls it when it
+// starts and from time to time; a master calls [Ring.ReleaseDead] at once
+// when it reaps a child, so that the child's tasks run again without waiting
+// for a spooler's next look.
 func (c *Consumer) ReleaseDead() int {
-	r := c.r
+	return c.r.releaseDead(c.entry, c.owner)
+}
+
+// releaseDead is ReleaseDead for a consumer (self is its entry and owner
+// word, alive whatever its lock says) or for a process without one (self
+// -1). Entries held by consumers of this process count as alive too: they
+// share this process's open file, whose own locks F_OFD_GETLK cannot see.
+//
+// It also clears the sleeping flag of dead consumers, so that the sleepers
+// count they left behind does not make every producer pay a futex wake
+// forever, and bumps the recover seq so that live consumers look at the
+// lanes again from their tails (their cursors are past the released
+// records).
+func (r *Ring) releaseDead(self int, selfOwner uint32) int {
 	m := r.m
-	alive := map[uint32]bool{c.owner: true}
+	alive := map[uint32]bool{}
+	if self >= 0 {
+		alive[selfOwner] = true
+	}
+	held := func(e int) bool {
+		r.mu.Lock()
+		here := r.consumersHere[e]
+		r.mu.Unlock()
+		locked, err := byteLockedByOther(r.f, int64(r.consumerOff(e)))
+		return here || err != nil || locked // when in doubt, alive
+	}
 	isAlive := func(owner uint32) bool {
 		if v, ok := alive[owner]; ok {
 			return v
 		}
 		e := ownerEntry(owner)
-		v := false
-		if e < r.geo.Consumers && m.u32(r.consumerOff(e)+conGen).Load()&0xFFFF == ownerGen(owner) {
-			r.mu.Lock()
-			here := r.consumersHere[e]
-			r.mu.Unlock()
-			held, err := byteLockedByOther(r.f, int64(r.consumerOff(e)))
-			v = here || err != nil || held // when in doubt, alive
-		}
+		v := e < r.geo.Consumers && m.u32(r.consumerOff(e)+conGen).Load()&0xFFFF == ownerGen(owner) && held(e)
 		alive[owner] = v
 		return v
 	}
@@ -319,25 +339,22 @@ func (c *Consumer) ReleaseDead() int {
 		}
 	}
 	for i := 0; i < r.geo.Consumers; i++ {
-		if i == c.entry || m.u32(r.consumerOff(i)+conSleeping).Load() == 0 {
+		if i == self || m.u32(r.consumerOff(i)+conSleeping).Load() == 0 {
 			continue
 		}
-		r.mu.Lock()
-		here := r.consumersHere[i]
-		r.mu.Unlock()
-		if held, err := byteLockedByOther(r.f, int64(r.consumerOff(i))); err == nil && !held && !here {
-			c.clearSleeping(i)
+		if !held(i) {
+			r.clearSleeping(i)
 		}
 	}
 	if released > 0 {
 		m.u32(offRecoverSeq).Add(1)
-		r.wake()
+		r.wakeN(released) // one sleeper per record, as if each were published again
 	}
 	return released
 }
 
 // Close gives the consumer entry back. Records it still holds stay claimed
-// until some consumer calls ReleaseDead.
+// until a consumer or the master calls ReleaseDead.
 func (c *Consumer) Close() error {
 	if c.closed {
 		return nil

@@ -41,14 +41,18 @@
 //     payload. Its Push never returned, so the task was never acknowledged.
 //     The kernel drops the dead process's lane lock; the next producer to
 //     take the lane resumes at the head the dead one last stored, keeps the
-//     READY records it finds beyond it, and overwrites the WRITING slot.
+//     READY records it finds beyond it, and overwrites the WRITING slot. A
+//     master that reaps the producer calls [Ring.RecoverLanes], which does
+//     the same at once under the lane's lock, without taking the lane, and
+//     reports the lane and the torn record.
 //   - A producer killed after its READY store leaves a complete record (the
 //     payload and CRC were stored first); consumers run it. At worst its
 //     caller never heard back: at-least-once, like uWSGI.
 //   - A consumer killed while it holds records leaves them CLAIMED by an
-//     owner whose entry lock the kernel has dropped. Any consumer calling
-//     [Consumer.ReleaseDead] (at start-up, periodically, and when the master
-//     reports a death) swaps them back to READY, and they run again. The
+//     owner whose entry lock the kernel has dropped. [Consumer.ReleaseDead]
+//     (every spooler calls it at start-up and periodically) or
+//     [Ring.ReleaseDead] (the master calls it when it reaps a child) swaps
+//     them back to READY and wakes a consumer, and they run again. The
 //     owner's generation, bumped each time an entry is taken, keeps a new
 //     process in the same entry from being mistaken for the dead one.
 //   - A slot word is never written by two parties without a CAS: the

@@ -216,6 +216,73 @@ func (p *Producer) Push(payload []byte) error {
 	return nil
 }
 
+// RecoverLanes tidies the lanes of producer processes that died, without
+// taking a lane for this process: a master calls it when it reaps a child.
+// A lane needs it when its owner pid word is set (a producer took it and
+// never closed it) but no process holds its lock (that producer is dead).
+// For each such lane RecoverLanes takes the lane's lock, runs the recovery
+// the lane's next producer would run (records the dead one published stay,
+// the head moves past them), clears the owner pid, and gives the lock back.
+// A record the dead producer left WRITING at the head was never
+// acknowledged to anyone: no consumer ever reads it, the lane's next
+// producer overwrites it, and it is counted in torn. Consumers are woken
+// when a lane was recovered. It returns how many lanes it recovered and how
+// many torn records it found; a read-only or closed ring recovers nothing.
+//
+// The lane's lock is the arbiter against a producer taking the lane at the
+// same moment: whoever locks first has the lane, the other skips it (a
+// producer then tries the next lane, or spills its task to a spool file if
+// there was only this one, for the microseconds the recovery takes). Lanes
+// owned by producers of this process are skipped: their locks belong to
+// this Ring's own open file, which cannot conflict with itself.
+func (r *Ring) RecoverLanes() (lanes, torn int) {
+	if err := r.acquire(); err != nil {
+		return 0, 0
+	}
+	defer r.release()
+	for lane := 0; lane < r.geo.Lanes; lane++ {
+		if r.m.u32(r.laneBase(lane)+laneOwner).Load() == 0 {
+			continue // closed cleanly, or never used: nothing to do, no syscall
+		}
+		recovered, tornHere := r.recoverLane(lane)
+		if recovered {
+			lanes++
+		}
+		if tornHere {
+			torn++
+		}
+	}
+	if lanes > 0 {
+		r.WakeAll()
+	}
+	return lanes, torn
+}
+
+// recoverLane recovers one lane if its producer is gone; see RecoverLanes.
+// r.mu is held throughout, so no producer of this process can take the lane
+// meanwhile (takeEntry runs under r.mu); producers of other processes are
+// kept out by the lock byte.
+func (r *Ring) recoverLane(lane int) (recovered, torn bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lanesHere[lane] {
+		return false, false
+	}
+	base := r.laneBase(lane)
+	if ok, err := tryLockByte(r.f, int64(base)); err != nil || !ok {
+		return false, false // a live producer owns it (or we cannot tell)
+	}
+	defer unlockByte(r.f, int64(base))
+	if r.m.u32(base+laneOwner).Load() == 0 {
+		return false, false // its producer closed it after our first look
+	}
+	// pid 0: recover stores it as the lane's owner, "nobody".
+	p := &Producer{r: r, lane: lane, base: base}
+	p.recover()
+	w := r.m.u64(r.slotOff(lane, p.head) + slotWord).Load()
+	return true, wordSeq(w) == uint32(p.head) && wordState(w) == stateWriting
+}
+
 // Close gives the lane back. Records already pushed stay in the ring.
 func (p *Producer) Close() error {
 	p.mu.Lock()

@@ -261,12 +261,38 @@ func (r *Ring) FileSeq() uint32 { return r.m.u32(offFileSeq).Load() }
 // Go's atomics are sequentially consistent: either the consumer's re-check
 // after raising sleepers sees our publish, or our load of sleepers sees its
 // raise, so a wake-up is never lost. When nobody sleeps it costs one load.
-func (r *Ring) wake() {
+func (r *Ring) wake() { r.wakeN(1) }
+
+// wakeN is wake for up to n sleepers.
+func (r *Ring) wakeN(n int) {
 	if r.m.u32(offSleepers).Load() == 0 {
 		return
 	}
 	r.m.u32(offWakeSeq).Add(1)
-	futexWake(r.m.addr(offWakeSeq), 1)
+	futexWake(r.m.addr(offWakeSeq), n)
+}
+
+// ReleaseDead is [Consumer.ReleaseDead] for a process that holds no
+// consumer entry, such as the master: when it reaps a child it calls this
+// at once, and the records the child had claimed go back to ready and run
+// again in a live spooler, instead of waiting for a spooler's periodic
+// look. It also clears the sleepers a dead consumer left counted, and wakes
+// sleeping consumers when it released something. It returns how many
+// records it put back; a read-only or closed ring puts back none.
+//
+// Liveness is judged by the consumer entries' OFD locks, which the kernel
+// drops when the last descriptor of the holder's open file closes. Locks
+// held through this Ring's own open file are invisible to it, which is why
+// consumers made from this Ring count as alive; a child that inherited this
+// Ring's descriptor and took a consumer entry through it would be judged
+// dead. Children must open the ring themselves (by path, or through
+// /proc/self/fd/N), never produce or consume through an inherited one.
+func (r *Ring) ReleaseDead() int {
+	if err := r.acquire(); err != nil {
+		return 0
+	}
+	defer r.release()
+	return r.releaseDead(-1, 0)
 }
 
 // HasLiveConsumer reports whether some process other than this one's own
