@@ -299,7 +299,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "--spooler", dir}, "nothing to run the tasks: give --spooler-exec CMD"},
 		{run("--spooler", ""), "--spooler is empty"},
 		{run("--spooler-max-retries", "-1"), "--spooler-max-retries"},
-		{run("--spooler-processes", "2"), "needs the master"},
+		{run("--workers", "2"), "give --worker-cmd CMD"},
+		{run("--worker-cmd", "./app"), "give --workers N"},
+		{run("--listen", "127.0.0.1:0"), "there are no workers"},
+		{run("--workers", "-1"), "--workers"},
 		{run("--spooler-processes", "0"), "--spooler-processes"},
 		{run("--spooler-frequency", "-1"), "--spooler-frequency: want 0 or more seconds"},
 		{run("--spooler-frequency", "often"), "--spooler-frequency"},
@@ -317,7 +320,7 @@ func TestUsageErrors(t *testing.T) {
 		{run("--ini", filepath.Join(dir, "missing.ini")), "--ini"},
 	}
 	for _, notYet := range []struct{ flag, value string }{
-		{"workers", "4"}, {"worker-cmd", "./app"}, {"spooler-import", "app.tasks"},
+		{"spooler-import", "app.tasks"},
 		{"stats", ":9191"},
 	} {
 		args := run("--" + notYet.flag)
@@ -357,7 +360,7 @@ func TestUsageErrors(t *testing.T) {
 	}
 	// Without a run, not even the missing spool directory is created.
 	missing := filepath.Join(dir, "missing")
-	gospool(t, "run", "--spooler", missing, "--spooler-processes", "3", "--spooler-exec", "true")
+	gospool(t, "run", "--spooler", missing, "--workers", "3", "--spooler-exec", "true")
 	if _, err := os.Stat(missing); err == nil {
 		t.Error("a refused run created its spool directory")
 	}

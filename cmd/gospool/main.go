@@ -29,7 +29,7 @@ type command struct {
 
 // commands in the order `gospool help` lists them.
 var commands = []command{
-	{name: "run", summary: "run a spooler on a spool directory, executing a command per task", run: cmdRun},
+	{name: "run", summary: "run a master: spooler processes executing a command per task, and workers", run: cmdRun},
 	{name: "spool", summary: "spool one task into a spool directory", run: cmdSpool},
 	{name: "inspect", summary: "show the tasks in spool files (or a ring file's state)", run: cmdInspect},
 	{name: "stats", summary: "show a spool directory's ring counters, lanes, consumers and pending files", run: cmdStats},

@@ -2,30 +2,37 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"log"
 	"math"
 	"os"
-	"os/signal"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
+	"github.com/gospool/gospool/master"
 	"github.com/gospool/gospool/master/ini"
 	"github.com/gospool/gospool/spooler"
 	"github.com/gospool/gospool/spooler/remote"
 	"github.com/gospool/gospool/spooler/task"
 )
 
-const runSynopsis = `gospool run --spooler DIR --spooler-exec CMD [--spooler-frequency S]
-                   [--spooler-max-tasks N] [--spooler-harakiri S] [--spooler-busy-poll]
-                   [--spooler-concurrency N] [--spooler-retry-delay S]
-                   [--spooler-retry-max-delay S] [--spooler-quiet]`
+const runSynopsis = `gospool run --spooler DIR... --spooler-exec CMD [--spooler-processes K]
+                   [--workers N --worker-cmd CMD [--listen ADDR]...]
+                   [--harakiri S] [--max-requests N] [--reload-mercy S]
+                   [--spooler-frequency S] [--spooler-max-tasks N]
+                   [--spooler-harakiri S] [--spooler-busy-poll]
+                   [--spooler-concurrency N] [--spooler-ordered]
+                   [--spooler-retry-delay S] [--spooler-retry-max-delay S]
+                   [--spooler-max-retries N] [--spooler-quiet]
+                   [--socket ADDR] [--buffer-size BYTES] [--ini FILE]`
 
-const runHelp = `Run one spooler process in the foreground on the spool directory DIR
-(created when missing). It takes tasks from DIR's shared-memory ring, where
+const runHelp = `Run a gospool master: K spooler processes on each spool directory DIR
+(created when missing) and, with --workers, N worker processes running
+--worker-cmd. The master respawns any child that dies, with uWSGI's log
+lines, and stops them all when it stops; they die with it.
+
+The spoolers take tasks from DIR's shared-memory ring, where workers,
 "gospool spool" and gospool clients put them, and from the uWSGI spool files
 in DIR, which uWSGI and gospool write; uWSGI spoolers may share DIR.
 
@@ -42,46 +49,83 @@ later (SPOOL_RETRY), after --spooler-retry-delay, doubling on each attempt
 up to --spooler-retry-max-delay. Its standard output and error are the
 spooler's.
 
-SIGINT, SIGTERM and SIGQUIT stop the spooler: running commands get SIGTERM
-(their tasks are retried later) and gospool exits with status 0. A second
-signal exits at once.
+Workers: --worker-cmd CMD runs as /bin/sh -c "exec CMD", N copies, each
+with the listening sockets of --listen at file descriptors 5 and up and
+GOSPOOL_* variables saying where the spool directories and their rings
+are (GOSPOOL_LISTEN_FDS, GOSPOOL_SPOOLER_DIRS, GOSPOOL_ID...; the full
+list is in the README and in worker/env.go).
 
-Not supported yet (they exit with status 2): --ini, --workers,
---worker-cmd, --spooler-import, --spooler-ordered, --socket, --stats, more
-than one --spooler, and --spooler-processes other than 1.`
+Signals to the master:
+  SIGHUP           graceful reload: new children start, the old ones finish
+                   their requests and tasks; the listeners never close
+  SIGTERM          graceful shutdown: children finish what they run; exit 0
+  SIGINT, SIGQUIT  shutdown: running tasks are stopped and retried later
+  a second one     during a shutdown: every child is killed now
+A child still alive --reload-mercy seconds after being asked to stop is
+killed.
+
+--socket ADDR accepts uWSGI remote spool packets (modifier1 17) in the
+master; it is not the workers' socket (that is --listen).
+
+--ini FILE reads a uWSGI ini file's [uwsgi] section (FILE:SECTION for
+another): spooler, spooler-processes, spooler-frequency, spooler-ordered,
+spooler-quiet, spooler-max-tasks, spooler-harakiri, processes/workers,
+harakiri, max-requests, reload-mercy, socket and http-socket (as --listen),
+buffer-size, master and die-on-term (always on here). Flags win. Any other
+option is warned about once.
+
+Not supported yet (they exit with status 2): --spooler-import, --stats.`
 
 // notYet are contract flags of `gospool run` that this release refuses.
-var notYet = []string{"workers", "worker-cmd", "spooler-import", "stats"}
+var notYet = []string{"spooler-import", "stats"}
+
+// runOptions are what the command line and the ini file say.
+type runOptions struct {
+	dirs, listen    listValue
+	execCmd         string
+	workerCmd       string
+	workers         int
+	processes       int
+	cfg             spooler.Config
+	spoolerHarakiri time.Duration
+	harakiri        time.Duration
+	maxRequests     int
+	reloadMercy     time.Duration
+	socketAddr      string
+	bufferSize      int
+}
 
 func cmdRun(ctx context.Context, a *app, args []string) error {
 	flags := newFlagSet("run", runSynopsis, runHelp)
-	var dirs, imports listValue
-	flags.Var(&dirs, "spooler", "serve the spool directory `DIR` (created when missing; repeat for several)")
-	execCmd := flags.String("spooler-exec", "", "the shell `CMD` run once per task, the task as JSON on its stdin")
-	var cfg spooler.Config
-	cfg.Frequency = 30 * time.Second
-	flags.Var(secondsValue{&cfg.Frequency}, "spooler-frequency", "scan DIR for due spool files every `S` seconds (0: never; new tasks are seen at once anyway)")
-	flags.Var(intValue{&cfg.MaxTasks, 0}, "spooler-max-tasks", "exit (status 0) after `N` tasks (0: never)")
-	var harakiri time.Duration
-	flags.Var(secondsValue{&harakiri}, "spooler-harakiri", "kill a task's command after `S` seconds and retry the task later (0: never)")
-	flags.BoolVar(&cfg.BusyPoll, "spooler-busy-poll", false, "poll the ring instead of sleeping when idle: lowest latency, one CPU burnt")
-	processes := 1
-	flags.Var(intValue{&processes, 1}, "spooler-processes", "run `K` spooler processes on DIR (only 1 until the master comes)")
-	cfg.Concurrency = 1
-	flags.Var(intValue{&cfg.Concurrency, 1}, "spooler-concurrency", "run `N` tasks at once")
-	flags.Var(secondsValue{&cfg.RetryDelay}, "spooler-retry-delay", "wait `S` seconds before the first retry (0: the default, 1)")
-	flags.Var(secondsValue{&cfg.RetryMaxDelay}, "spooler-retry-max-delay", "retry delays double up to `S` seconds (0: the default, 300)")
-	flags.BoolVar(&cfg.Quiet, "spooler-quiet", false, "do not log a line per task")
-	// The rest of the contract, listed by --help and refused for now.
-	iniFile := flags.String("ini", "", "read the spooler options of the uWSGI ini `FILE` (FILE:SECTION for another section than [uwsgi]); flags given here win")
-	flags.String("workers", "", "start `N` workers (not supported yet)")
-	flags.String("worker-cmd", "", "the workers' command `CMD` (not supported yet)")
+	var o runOptions
+	var imports listValue
+	flags.Var(&o.dirs, "spooler", "serve the spool directory `DIR` (created when missing; repeat for several)")
+	flags.StringVar(&o.execCmd, "spooler-exec", "", "the shell `CMD` run once per task, the task as JSON on its stdin")
+	o.cfg.Frequency = 30 * time.Second
+	flags.Var(secondsValue{&o.cfg.Frequency}, "spooler-frequency", "scan DIR for due spool files every `S` seconds (0: never; new tasks are seen at once anyway)")
+	flags.Var(intValue{&o.cfg.MaxTasks, 0}, "spooler-max-tasks", "recycle a spooler process after `N` tasks (0: never)")
+	flags.Var(secondsValue{&o.spoolerHarakiri}, "spooler-harakiri", "kill a task's command after `S` seconds and retry the task later (0: never)")
+	flags.BoolVar(&o.cfg.BusyPoll, "spooler-busy-poll", false, "poll the ring instead of sleeping when idle: lowest latency, one CPU burnt per spooler")
+	o.processes = 1
+	flags.Var(intValue{&o.processes, 1}, "spooler-processes", "run `K` spooler processes on each DIR")
+	o.cfg.Concurrency = 1
+	flags.Var(intValue{&o.cfg.Concurrency, 1}, "spooler-concurrency", "run `N` tasks at once in each spooler process")
+	flags.Var(secondsValue{&o.cfg.RetryDelay}, "spooler-retry-delay", "wait `S` seconds before the first retry (0: the default, 1)")
+	flags.Var(secondsValue{&o.cfg.RetryMaxDelay}, "spooler-retry-max-delay", "retry delays double up to `S` seconds (0: the default, 300)")
+	flags.BoolVar(&o.cfg.Quiet, "spooler-quiet", false, "do not log a line per task")
+	iniFile := flags.String("ini", "", "read the options of the uWSGI ini `FILE` (FILE:SECTION for another section than [uwsgi]); flags given here win")
+	flags.Var(intValue{&o.workers, 0}, "workers", "start `N` worker processes running --worker-cmd")
+	flags.StringVar(&o.workerCmd, "worker-cmd", "", "the workers' shell command `CMD`, run as /bin/sh -c \"exec CMD\"")
+	flags.Var(&o.listen, "listen", "listen on `ADDR` (host:port, or a unix socket path) and pass the socket to every worker; repeatable")
+	flags.Var(secondsValue{&o.harakiri}, "harakiri", "kill a worker busy on one request for more than `S` seconds (workers that report their requests)")
+	flags.Var(intValue{&o.maxRequests, 0}, "max-requests", "recycle a worker after `N` requests (workers that report their requests)")
+	flags.Var(secondsValue{&o.reloadMercy}, "reload-mercy", "kill a child still alive `S` seconds after it was asked to stop (default 60)")
 	flags.Var(&imports, "spooler-import", "run the Python task functions of `MODULE` (not supported yet)")
-	flags.BoolVar(&cfg.Ordered, "spooler-ordered", false, "also run the tasks of numeric priority sub-directories DIR/P/, lower P first, as uWSGI does")
-	flags.Var(intValue{&cfg.MaxRetries, 0}, "spooler-max-retries", "move a task to DIR/gospool-dead/ after `N` failed retries (0: retry forever, as uWSGI)")
-	socketAddr := flags.String("socket", "", "accept uWSGI remote spool packets (modifier1 17) on `ADDR`: host:port, or a unix socket path")
-	bufferSize := remote.DefaultMaxPacket
-	flags.Var(intValue{&bufferSize, 1}, "buffer-size", "the largest remote spool packet accepted, in `BYTES` (uWSGI's buffer-size)")
+	flags.BoolVar(&o.cfg.Ordered, "spooler-ordered", false, "also run the tasks of numeric priority sub-directories DIR/P/, lower P first, as uWSGI does")
+	flags.Var(intValue{&o.cfg.MaxRetries, 0}, "spooler-max-retries", "move a task to DIR/gospool-dead/ after `N` failed retries (0: retry forever, as uWSGI)")
+	flags.StringVar(&o.socketAddr, "socket", "", "accept uWSGI remote spool packets (modifier1 17) on `ADDR`: host:port, or a unix socket path")
+	o.bufferSize = remote.DefaultMaxPacket
+	flags.Var(intValue{&o.bufferSize, 1}, "buffer-size", "the largest remote spool packet accepted, in `BYTES` (uWSGI's buffer-size)")
 	flags.String("stats", "", "serve stats on `ADDR` (not supported yet)")
 
 	pos, err := flags.parse(a, args)
@@ -96,135 +140,81 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	if len(pos) > 0 {
 		return usageErrorf("unexpected argument %q: run takes flags only (see gospool run --help)", pos[0])
 	}
+	// Warnings about the ini are printed by the master only, not again by
+	// each child that parses the same command line.
+	warnings := a.stderr
+	if master.IsChild() {
+		warnings = io.Discard
+	}
 	if *iniFile != "" {
-		if err := applyIni(a, flags, *iniFile, &dirs, &cfg, &harakiri, &bufferSize); err != nil {
+		if err := applyIni(warnings, flags, *iniFile, &o); err != nil {
 			return err
 		}
 	}
 	switch {
-	case len(dirs) == 0:
+	case len(o.dirs) == 0:
 		return usageErrorf("missing --spooler DIR: name the spool directory to serve")
-	case processes != 1:
-		return usageErrorf("--spooler-processes %d: more than one spooler process needs the master, coming in a later release; use --spooler-concurrency N to run N tasks at once", processes)
-	case *execCmd == "":
+	case o.execCmd == "":
 		return usageErrorf("nothing to run the tasks: give --spooler-exec CMD")
+	case o.workers > 0 && o.workerCmd == "":
+		return usageErrorf("--workers %d: give --worker-cmd CMD, the command each worker runs (a Go service embeds the master instead: see package master)", o.workers)
+	case o.workerCmd != "" && o.workers == 0:
+		return usageErrorf("--worker-cmd: give --workers N, how many copies to run")
+	case len(o.listen) > 0 && o.workers == 0:
+		return usageErrorf("--listen: there are no workers to serve it; give --workers N --worker-cmd CMD")
 	}
-	for _, d := range dirs {
+	for _, d := range o.dirs {
 		if d == "" {
 			return usageErrorf("--spooler is empty: name the spool directory to serve")
 		}
 	}
 
 	logger := log.New(a.stderr, "", 0)
-	if cfg.Frequency == 0 {
-		cfg.Frequency = -1 // spooler.Config: negative turns the periodic scan off
+	if o.cfg.Frequency == 0 {
+		o.cfg.Frequency = -1 // spooler.Config: negative turns the periodic scan off
 	}
-	cfg.Logger = logger
-	var spoolers []*spooler.Spooler
-	for _, d := range dirs {
-		c := cfg
-		c.Dir = d
-		s, err := spooler.New(c)
-		if err != nil {
-			return err
+	mcfg := master.Config{
+		Workers:     o.workers,
+		WorkerCmd:   o.workerCmd,
+		Listen:      o.listen,
+		Harakiri:    o.harakiri,
+		MaxRequests: o.maxRequests,
+		ReloadMercy: o.reloadMercy,
+		Logger:      logger,
+		Stdout:      a.stdout,
+		Stderr:      a.stderr,
+	}
+	if o.spoolerHarakiri > 0 {
+		// The command is killed at S by its handler, as uWSGI does; the
+		// spooler's own watchdog and the master's kill are the backstops
+		// for a spooler that is stuck beyond its command.
+		mcfg.SpoolerHarakiri = o.spoolerHarakiri + time.Second
+	}
+	for _, d := range o.dirs {
+		mcfg.Spoolers = append(mcfg.Spoolers, master.Spooler{
+			Dir:       d,
+			Processes: o.processes,
+			Config:    o.cfg,
+			Setup: func(s *spooler.Spooler) error {
+				h := &execHandler{cmd: o.execCmd, dir: s.Dir(), harakiri: o.spoolerHarakiri, log: logger}
+				s.HandleDefault(h.handle)
+				return nil
+			},
+		})
+	}
+	if o.socketAddr != "" && !master.IsChild() {
+		for _, d := range o.dirs {
+			if err := os.MkdirAll(d, 0o750); err != nil {
+				return err
+			}
 		}
-		h := &execHandler{cmd: *execCmd, dir: s.Dir(), harakiri: harakiri, log: logger}
-		s.HandleDefault(h.handle)
-		spoolers = append(spoolers, s)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stopSignals := onSignals(logger, strings.Join(dirs, ", "), cancel)
-	defer stopSignals()
-
-	// One spooler per directory, as uWSGI runs one per `spooler` option; the
-	// first to fail stops the others.
-	errs := make(chan error, len(spoolers))
-	for _, s := range spoolers {
-		go func() {
-			err := s.Run(ctx)
-			if errors.Is(err, spooler.ErrMaxTasks) {
-				logger.Printf("the gospool spooler on dir %s (pid: %d) ran its %d tasks (--spooler-max-tasks); exiting, as there is no master yet to start a new one", s.Dir(), os.Getpid(), cfg.MaxTasks)
-				err = nil
-			}
-			if err != nil {
-				err = fmt.Errorf("%s: %w", s.Dir(), err)
-			}
-			errs <- err
-			cancel()
-		}()
-		select {
-		case <-s.Ready():
-			logger.Printf("spawned the gospool spooler on dir %s with pid %d", s.Dir(), os.Getpid())
-		case err := <-errs:
-			errs <- err
-		}
-	}
-	if *socketAddr != "" {
-		stopServer, err := serveRemote(ctx, logger, *socketAddr, bufferSize, dirs)
+		stopServer, err := serveRemote(ctx, logger, o.socketAddr, o.bufferSize, o.dirs)
 		if err != nil {
-			cancel()
-			for range spoolers {
-				<-errs
-			}
 			return err
 		}
 		defer stopServer()
 	}
-	var firstErr error
-	for range spoolers {
-		if err := <-errs; err != nil && firstErr == nil {
-			firstErr = err
-		}
-	}
-	if firstErr != nil {
-		return firstErr
-	}
-	for _, s := range spoolers {
-		logger.Printf("the gospool spooler on dir %s (pid: %d) stopped", s.Dir(), os.Getpid())
-	}
-	return nil
-}
-
-// onSignals cancels the spooler on SIGINT, SIGTERM or SIGQUIT; a second
-// signal exits at once (tasks still running are run again later: their
-// spool files are unlocked and their ring records released by the next
-// spooler). The returned func stops listening.
-func onSignals(logger *log.Logger, dir string, cancel func()) (stop func()) {
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
-	done := make(chan struct{})
-	go func() {
-		select {
-		case sig := <-sigs:
-			logger.Printf("got %s: stopping the gospool spooler on dir %s (pid: %d) once its running tasks have stopped", sigName(sig), dir, os.Getpid())
-			cancel()
-		case <-done:
-			return
-		}
-		select {
-		case sig := <-sigs:
-			logger.Printf("got %s again: exiting now (pid: %d); running tasks will run again", sigName(sig), os.Getpid())
-			os.Exit(1)
-		case <-done:
-		}
-	}()
-	return func() {
-		signal.Stop(sigs)
-		close(done)
-	}
-}
-
-func sigName(sig os.Signal) string {
-	switch sig {
-	case syscall.SIGINT:
-		return "SIGINT"
-	case syscall.SIGTERM:
-		return "SIGTERM"
-	case syscall.SIGQUIT:
-		return "SIGQUIT"
-	}
-	return sig.String()
+	return master.Run(ctx, mcfg)
 }
 
 // secondsValue is a duration flag written in seconds, as uWSGI's options
@@ -282,10 +272,10 @@ func serveRemote(ctx context.Context, logger *log.Logger, addr string, maxPacket
 	return func() { cancel(); <-done; router.Close() }, nil
 }
 
-// applyIni takes the spooler options of a uWSGI ini file, for each flag not
-// given on the command line, and warns once about each option it does not
-// use.
-func applyIni(a *app, flags *flagSet, path string, dirs *listValue, cfg *spooler.Config, harakiri *time.Duration, bufferSize *int) error {
+// applyIni takes the options of a uWSGI ini file that gospool run knows,
+// for each flag not given on the command line, and warns once about each
+// option it does not use.
+func applyIni(stderr io.Writer, flags *flagSet, path string, o *runOptions) error {
 	opts, err := ini.Load(path)
 	if err != nil {
 		return usageErrorf("--ini: %v", err)
@@ -295,32 +285,53 @@ func applyIni(a *app, flags *flagSet, path string, dirs *listValue, cfg *spooler
 		return usageErrorf("--ini: %v", err)
 	}
 	warn := func(format string, args ...any) {
-		fmt.Fprintf(a.stderr, "gospool run: warning: "+format+"\n", args...)
+		fmt.Fprintf(stderr, "gospool run: warning: "+format+"\n", args...)
 	}
-	if !set(flags, "spooler") {
-		*dirs = append(*dirs, c.Spoolers...)
+	unset := func(name string) bool { return !set(flags, name) }
+	if unset("spooler") {
+		o.dirs = append(o.dirs, c.Spoolers...)
 	}
-	if c.SpoolerFrequency != nil && !set(flags, "spooler-frequency") {
-		cfg.Frequency = time.Duration(*c.SpoolerFrequency * float64(time.Second))
+	if c.SpoolerFrequency != nil && unset("spooler-frequency") {
+		o.cfg.Frequency = time.Duration(*c.SpoolerFrequency * float64(time.Second))
 	}
-	if c.SpoolerOrdered && !set(flags, "spooler-ordered") {
-		cfg.Ordered = true
+	if c.SpoolerOrdered && unset("spooler-ordered") {
+		o.cfg.Ordered = true
 	}
-	if c.SpoolerQuiet && !set(flags, "spooler-quiet") {
-		cfg.Quiet = true
+	if c.SpoolerQuiet && unset("spooler-quiet") {
+		o.cfg.Quiet = true
 	}
-	if c.SpoolerMaxTasks > 0 && !set(flags, "spooler-max-tasks") {
-		cfg.MaxTasks = c.SpoolerMaxTasks
+	if c.SpoolerMaxTasks > 0 && unset("spooler-max-tasks") {
+		o.cfg.MaxTasks = c.SpoolerMaxTasks
 	}
-	if c.SpoolerHarakiri > 0 && !set(flags, "spooler-harakiri") {
-		*harakiri = time.Duration(c.SpoolerHarakiri) * time.Second
+	if c.SpoolerHarakiri > 0 && unset("spooler-harakiri") {
+		o.spoolerHarakiri = time.Duration(c.SpoolerHarakiri) * time.Second
 	}
-	if c.BufferSize > 0 && !set(flags, "buffer-size") {
-		*bufferSize = c.BufferSize
+	if c.BufferSize > 0 && unset("buffer-size") {
+		o.bufferSize = c.BufferSize
 	}
-	if c.SpoolerProcesses > 1 && !set(flags, "spooler-concurrency") {
-		warn("%s: spooler-processes = %d: until the master comes, gospool runs one spooler process per directory, running %d tasks at once", path, c.SpoolerProcesses, c.SpoolerProcesses)
-		cfg.Concurrency = c.SpoolerProcesses
+	if c.SpoolerProcesses > 0 && unset("spooler-processes") {
+		o.processes = c.SpoolerProcesses
+	}
+	if c.Processes > 0 && unset("workers") {
+		o.workers = c.Processes
+	}
+	if c.Harakiri > 0 && unset("harakiri") {
+		o.harakiri = time.Duration(c.Harakiri) * time.Second
+	}
+	if c.MaxRequests > 0 && unset("max-requests") {
+		o.maxRequests = c.MaxRequests
+	}
+	if c.ReloadMercy > 0 && unset("reload-mercy") {
+		o.reloadMercy = time.Duration(c.ReloadMercy) * time.Second
+	}
+	if unset("listen") {
+		o.listen = append(o.listen, c.Sockets...)
+		o.listen = append(o.listen, c.HTTPSockets...)
+	}
+	if o.workers > 0 && o.workerCmd == "" && unset("worker-cmd") {
+		warn("%s: processes = %d: gospool runs no Python app itself; give --worker-cmd CMD to run workers, or keep uWSGI for HTTP (spooler-external) and drop processes here", path, o.workers)
+		o.workers = 0
+		o.listen = nil
 	}
 	if len(c.ExternalSpoolers) > 0 {
 		warn("%s: spooler-external: not served here (uWSGI only spools into it); give it to gospool run --spooler to run its tasks", path)
@@ -328,29 +339,20 @@ func applyIni(a *app, flags *flagSet, path string, dirs *listValue, cfg *spooler
 	if len(c.SpoolerImports) > 0 {
 		warn("%s: spooler-import: Python task modules are not supported yet; tasks run with --spooler-exec", path)
 	}
-	if len(c.Sockets) > 0 {
-		warn("%s: socket: not taken from the ini (it is uWSGI's workers' socket); give --socket to accept remote spool packets", path)
+	if c.SpoolerChdir != "" {
+		warn("%s: spooler-chdir is not supported; ignored", path)
 	}
 	seen := map[string]bool{}
-	for _, o := range c.Unsupported {
-		if seen[o.Key] {
+	for _, opt := range c.Unsupported {
+		if seen[opt.Key] {
 			continue
 		}
-		seen[o.Key] = true
-		hint := ini.Hint(o.Key)
+		seen[opt.Key] = true
+		hint := ini.Hint(opt.Key)
 		if hint != "" {
 			hint = " (" + hint + ")"
 		}
-		warn("%s:%d: %s is not used by gospool run%s", o.File, o.Line, o.Key, hint)
-	}
-	for _, k := range []struct {
-		on   bool
-		name string
-	}{{c.Processes > 0, "processes"}, {c.Harakiri > 0, "harakiri"}, {len(c.HTTPSockets) > 0, "http-socket"},
-		{c.MaxRequests > 0, "max-requests"}, {c.ReloadMercy > 0, "reload-mercy"}, {c.SpoolerChdir != "", "spooler-chdir"}} {
-		if k.on {
-			warn("%s: %s is for uWSGI's workers or not supported yet; ignored", path, k.name)
-		}
+		warn("%s:%d: %s is not used by gospool run%s", opt.File, opt.Line, opt.Key, hint)
 	}
 	return nil
 }

@@ -170,12 +170,13 @@ func TestRunSpoolEndToEnd(t *testing.T) {
 		rs.Corrupt != 0 || rs.InFlight != 0 || rs.Ready != 0 || rs.Claimed != 0 || st.Files.Due != 0 || st.Files.Scheduled != 0 {
 		t.Errorf("stats --json: %+v", st)
 	}
-	if len(rs.Consumers) != 1 || rs.Consumers[0].Pid != p.cmd.Process.Pid || time.Since(rs.Consumers[0].Since) > time.Minute {
-		t.Errorf("stats --json consumers: %+v, want one, pid %d", rs.Consumers, p.cmd.Process.Pid)
+	spid := spoolerPid(t, p)
+	if len(rs.Consumers) != 1 || rs.Consumers[0].Pid != spid || time.Since(rs.Consumers[0].Since) > time.Minute {
+		t.Errorf("stats --json consumers: %+v, want one, pid %d", rs.Consumers, spid)
 	}
 	text := gospool(t, "stats", "--spooler", dir).mustSucceed(t).stdout
 	for _, want := range []string{"spool directory " + dir + "\n", "ring " + filepath.Join(dir, ring.FileName), "  done       4\n",
-		"  retried    1\n", "entry 0: pid " + strconv.Itoa(p.cmd.Process.Pid), "spool files: 0 due now, 0 scheduled for later\n"} {
+		"  retried    1\n", "entry 0: pid " + strconv.Itoa(spid), "spool files: 0 due now, 0 scheduled for later\n"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("stats does not say %q:\n%s", want, text)
 		}
@@ -185,7 +186,7 @@ func TestRunSpoolEndToEnd(t *testing.T) {
 		t.Errorf("exit %d after SIGTERM, want 0; stderr:\n%s", code, p.stderr)
 	}
 	logs := p.stderr.String()
-	for _, want := range []string{"spawned the gospool spooler on dir " + real + " with pid " + strconv.Itoa(p.cmd.Process.Pid), "exec: exit status 1", "got SIGTERM"} {
+	for _, want := range []string{"spawned the gospool spooler on dir " + real + " with pid " + strconv.Itoa(spid), "exec: exit status 1", "SIGTERM received", "goodbye to gospool."} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log does not say %q:\n%s", want, logs)
 		}
@@ -243,7 +244,8 @@ func TestRunPicksUpFiles(t *testing.T) {
 	}
 }
 
-// --spooler-max-tasks N: the spooler exits 0 after N tasks (no master yet).
+// --spooler-max-tasks N: the spooler process exits after N tasks and the
+// master starts a new one, which runs the rest, as uWSGI recycles it.
 func TestRunMaxTasks(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -252,14 +254,18 @@ func TestRunMaxTasks(t *testing.T) {
 		spoolFile(t, cmdOpts{}, dir, "id="+strconv.Itoa(i))
 	}
 	p := startRun(t, []string{"OUT=" + out}, "--spooler", dir, "--spooler-exec", recordCmd, "--spooler-max-tasks", "2")
-	if code := p.wait(t, 10*time.Second); code != 0 {
-		t.Fatalf("exit %d, want 0; stderr:\n%s", code, p.stderr)
+	waitRan(t, out, 3, p)
+	logs := p.stderr.String()
+	for _, want := range []string{"maximum number of tasks reached (2) recycling", "OOOPS the spooler is no more...trying respawn..."} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log does not say %q:\n%s", want, logs)
+		}
 	}
-	if names, _ := filepath.Glob(filepath.Join(out, "*.json")); len(names) != 2 {
-		t.Errorf("%d tasks ran, want 2", len(names))
+	if n := strings.Count(logs, "spawned the gospool spooler"); n != 2 {
+		t.Errorf("%d spooler processes spawned, want 2:\n%s", n, logs)
 	}
-	if !strings.Contains(p.stderr.String(), "--spooler-max-tasks") {
-		t.Errorf("the exit is not explained:\n%s", p.stderr)
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", code)
 	}
 }
 
@@ -281,7 +287,7 @@ func TestRunHarakiri(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("took %v: harakiri did not cut the first attempt short", d)
 	}
-	if logs := p.stderr.String(); !strings.Contains(logs, "*** HARAKIRI ON THE SPOOLER (pid: "+strconv.Itoa(p.cmd.Process.Pid)+") *** task ring:") {
+	if logs := p.stderr.String(); !strings.Contains(logs, "*** HARAKIRI ON THE SPOOLER (pid: "+strconv.Itoa(spoolerPid(t, p))+") *** task ring:") {
 		t.Errorf("no harakiri line:\n%s", logs)
 	}
 	if code := p.stop(t, syscall.SIGQUIT); code != 0 {
@@ -435,12 +441,13 @@ wsgi-file = app2.py
 		spoolFile(t, cmdOpts{}, spoolDir, "id="+strconv.Itoa(i))
 	}
 	p := startRun(t, []string{"OUT=" + out}, "--ini", iniPath, "--spooler-exec", recordCmd)
-	if code := p.wait(t, 10*time.Second); code != 0 {
+	waitRan(t, out, 3, p)
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, p.stderr)
 	}
 	stderr := p.stderr.String()
-	if names, _ := filepath.Glob(filepath.Join(out, "*.json")); len(names) != 2 {
-		t.Errorf("%d tasks ran, want 2 (spooler-max-tasks = 2 from the ini)\n%s", len(names), stderr)
+	if n := strings.Count(stderr, "maximum number of tasks reached (2)"); n != 1 {
+		t.Errorf("the spooler recycled %d times, want once (spooler-max-tasks = 2 from the ini)\n%s", n, stderr)
 	}
 	if strings.Contains(stderr, "managing request") {
 		t.Errorf("spooler-quiet from the ini was not applied:\n%s", stderr)
@@ -448,7 +455,7 @@ wsgi-file = app2.py
 	if n := strings.Count(stderr, "wsgi-file is not used"); n != 1 {
 		t.Errorf("wsgi-file warned %d times, want once:\n%s", n, stderr)
 	}
-	if !strings.Contains(stderr, "processes is for uWSGI's workers") || strings.Contains(stderr, "plugins") {
+	if !strings.Contains(stderr, "processes = 4: gospool runs no Python app itself") || strings.Contains(stderr, "plugins") {
 		t.Errorf("warnings:\n%s", stderr)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.ini")
@@ -457,4 +464,20 @@ wsgi-file = app2.py
 	if r.code != 2 || !strings.Contains(r.stderr, "bad.ini:2: spooler-max-tasks") {
 		t.Errorf("a bad ini value: exit %d, stderr %q", r.code, r.stderr)
 	}
+}
+
+// spoolerPid is the pid of the last spooler process the master spawned.
+func spoolerPid(t *testing.T, p *runProc) int {
+	t.Helper()
+	logs := p.stderr.String()
+	i := strings.LastIndex(logs, "spawned the gospool spooler on dir ")
+	if i < 0 {
+		t.Fatalf("no spooler spawned:\n%s", logs)
+	}
+	line, _, _ := strings.Cut(logs[i:], "\n")
+	pid, err := strconv.Atoi(line[strings.LastIndex(line, " ")+1:])
+	if err != nil {
+		t.Fatalf("%q: %v", line, err)
+	}
+	return pid
 }

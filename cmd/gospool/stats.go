@@ -9,9 +9,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/gospool/gospool/master/scoreboard"
 	"github.com/gospool/gospool/spooler/ring"
 	"github.com/gospool/gospool/spooler/spoolfile"
 )
@@ -19,8 +22,11 @@ import (
 const statsHelp = `Show the state of the spool directory DIR without disturbing it: the
 counters of its shared-memory ring (kept by every gospool process that used
 it, so no server is needed), its lanes with a producer or with records, the
-spooler processes attached, and how many uWSGI spool files wait in DIR
-(due now, or scheduled for later by their "at").
+spooler processes attached, how many uWSGI spool files wait in DIR (due
+now, or scheduled for later by their "at"), and, when a gospool master
+serves DIR, its processes from the master's scoreboard (DIR/gospool.procs):
+pid, role, respawns, requests or tasks done, and what each is busy with
+since when.
 
 Counters: spooled (into the ring), spilled (to files instead: lane full or
 task too big), done, retried, failed (handler error or panic, also counted
@@ -33,7 +39,10 @@ fill is the percentage of the ring's payload space in use.
    "ignored", "corrupt", "dead", "in_flight", "ready", "claimed", "fill", "sleepers",
    "lanes": [{"lane", "owner_pid", "ready", "claimed", "writing"}],
    "consumers": [{"entry", "pid", "tasks", "since"}]},
-   "files": {"due", "scheduled"}}`
+   "files": {"due", "scheduled"},
+   "master": {"pid", "started", "reloads", "processes": [{"pid", "role",
+   "number", "state", "respawns", "spawned", "done", "busy_since",
+   "current"}]}}   ("master" only while a master runs)`
 
 func cmdStats(_ context.Context, a *app, args []string) error {
 	flags := newFlagSet("stats", "gospool stats --spooler DIR [--json]", statsHelp)
@@ -71,20 +80,97 @@ func cmdStats(_ context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	procs := readMaster(dir)
 	if *asJSON {
-		return writeJSON(a.stdout, statsDoc{Dir: dir, Ring: ringDocOf(st), Files: files})
+		return writeJSON(a.stdout, statsDoc{Dir: dir, Ring: ringDocOf(st), Files: files, Master: procs})
 	}
 	fmt.Fprintf(a.stdout, "spool directory %s\n", dir)
 	printRing(a.stdout, path, st)
 	fmt.Fprintf(a.stdout, "spool files: %d due now, %d scheduled for later\n", files.Due, files.Scheduled)
+	printMaster(a.stdout, procs)
 	return nil
+}
+
+// masterDoc is what the scoreboard of a running master says.
+type masterDoc struct {
+	Pid       int       `json:"pid"`
+	Started   string    `json:"started"`
+	Reloads   int       `json:"reloads"`
+	Processes []procDoc `json:"processes"`
+}
+
+type procDoc struct {
+	Pid       int    `json:"pid"`
+	Role      string `json:"role"`
+	Number    int    `json:"number"`
+	State     string `json:"state"`
+	Respawns  int    `json:"respawns"`
+	Spawned   string `json:"spawned"`
+	Done      uint64 `json:"done"`
+	BusySince string `json:"busy_since,omitempty"`
+	Current   string `json:"current,omitempty"`
+}
+
+// readMaster reads DIR's scoreboard; nil when no master is running.
+func readMaster(dir string) *masterDoc {
+	b, err := scoreboard.Open(filepath.Join(dir, scoreboard.FileName))
+	if err != nil {
+		return nil
+	}
+	defer b.Close()
+	pid, started, reloads := b.Master()
+	if pid == 0 || syscall.Kill(pid, 0) == syscall.ESRCH {
+		return nil // the master of that board is gone
+	}
+	doc := &masterDoc{Pid: pid, Started: started.Format(time.RFC3339), Reloads: reloads, Processes: []procDoc{}}
+	for i := 0; i < b.Len(); i++ {
+		p, ok := b.Slot(i).Read()
+		if !ok {
+			continue
+		}
+		d := procDoc{Pid: p.Pid, Role: p.Role.String(), Number: p.Number, State: p.State.String(),
+			Respawns: p.Respawns, Spawned: p.Spawned.Format(time.RFC3339), Done: p.Done, Current: p.Current}
+		if !p.BusySince.IsZero() {
+			d.BusySince = p.BusySince.Format(time.RFC3339Nano)
+		}
+		doc.Processes = append(doc.Processes, d)
+	}
+	sort.Slice(doc.Processes, func(i, j int) bool {
+		a, b := doc.Processes[i], doc.Processes[j]
+		if a.Role != b.Role {
+			return a.Role > b.Role // workers first
+		}
+		if a.Number != b.Number {
+			return a.Number < b.Number
+		}
+		return a.Pid < b.Pid
+	})
+	return doc
+}
+
+func printMaster(w io.Writer, m *masterDoc) {
+	if m == nil {
+		fmt.Fprintln(w, "master: none running on this directory")
+		return
+	}
+	fmt.Fprintf(w, "master pid %d, started %s, %d reload(s)\n", m.Pid, m.Started, m.Reloads)
+	fmt.Fprintf(w, "  %-8s %-3s %-8s %-9s %8s %10s  %s\n", "role", "n", "pid", "state", "respawns", "done", "busy")
+	for _, p := range m.Processes {
+		busy := "idle"
+		if p.BusySince != "" {
+			since, _ := time.Parse(time.RFC3339Nano, p.BusySince)
+			busy = fmt.Sprintf("%s for %v", p.Current, time.Since(since).Round(time.Millisecond))
+		}
+		fmt.Fprintf(w, "  %-8s %-3d %-8d %-9s %8d %10d  %s\n", p.Role, p.Number, p.Pid, p.State, p.Respawns, p.Done, busy)
+	}
 }
 
 // statsDoc is the JSON of `gospool stats --json`.
 type statsDoc struct {
-	Dir   string   `json:"dir"`
-	Ring  ringDoc  `json:"ring"`
-	Files filesDoc `json:"files"`
+	Dir    string     `json:"dir"`
+	Ring   ringDoc    `json:"ring"`
+	Files  filesDoc   `json:"files"`
+	Master *masterDoc `json:"master,omitempty"`
 }
 
 type ringDoc struct {
