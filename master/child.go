@@ -62,6 +62,7 @@ func stopSignals() (graceful, quick <-chan struct{}) {
 // runWorker is a worker process: the Go worker function with its handle.
 func runWorker(ctx context.Context, cfg *Config) error {
 	watchMaster()
+	dieLikeC()
 	if cfg.Worker == nil {
 		return errors.New("master: started as a worker, but Config.Worker is nil")
 	}
@@ -104,6 +105,7 @@ func runWorker(ctx context.Context, cfg *Config) error {
 // runSpooler is a spooler process on the directory GOSPOOL_SPOOLER_DIR.
 func runSpooler(ctx context.Context, cfg *Config) error {
 	watchMaster()
+	dieLikeC()
 	dir := os.Getenv(worker.EnvSpoolerDir)
 	var sc *Spooler
 	for i := range cfg.Spoolers {

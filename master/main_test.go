@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"sync"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -54,8 +56,9 @@ func envDuration(name string) time.Duration {
 // sum (sha256 of pad)} and answering 200 only once Spool returned nil, and
 // GET /sleep?d=DURATION by sleeping. The spooler checks sum (a torn task
 // would fail it: "TORN" in ran.log), sleeps for the task's "sleep" key if
-// any (logging "start ID PID" to started.log first), then appends
-// "ID PID\n" to ran.log.
+// any on its first attempt (logging "start ID PID" to started.log first;
+// with STUCK it ignores its context), then appends "ID PID\n" to ran.log.
+// With WORKER_CRASH the workers fail as soon as they start.
 func testConfig() master.Config {
 	dir := os.Getenv("GOSPOOL_TEST_DIR")
 	spoolers := max(envInt("GOSPOOL_TEST_SPOOLERS"), 1)
@@ -86,6 +89,9 @@ func testConfig() master.Config {
 }
 
 func serveTest(ctx context.Context, w *worker.Worker) error {
+	if os.Getenv("GOSPOOL_TEST_WORKER_CRASH") != "" {
+		return errors.New("cannot start: GOSPOOL_TEST_WORKER_CRASH is set")
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /spool", func(rw http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.FormValue("pad"))
@@ -112,15 +118,29 @@ func serveTest(ctx context.Context, w *worker.Worker) error {
 	mux.HandleFunc("GET /pid", func(rw http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(rw, "%d\n", os.Getpid())
 	})
-	srv := &http.Server{Handler: w.Handler(mux)}
-	go func() {
-		<-ctx.Done()
-		srv.Shutdown(context.Background())
-	}()
-	if err := srv.Serve(w.Listener(0)); !errors.Is(err, http.ErrServerClosed) {
-		return err
+	srv := &http.Server{Handler: mux}
+	if os.Getenv("GOSPOOL_TEST_DEBUG") != "" {
+		var mu sync.Mutex
+		active := map[net.Conn]bool{}
+		srv.ConnState = func(c net.Conn, st http.ConnState) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch st {
+			case http.StateActive:
+				active[c] = true
+			case http.StateClosed, http.StateHijacked:
+				if !active[c] {
+					fmt.Fprintf(os.Stderr, "DEBUG worker %d: conn closed before a request (ctx err %v)\n", os.Getpid(), ctx.Err())
+				}
+				delete(active, c)
+			}
+		}
 	}
-	return nil
+	err := w.Serve(ctx, srv)
+	if os.Getenv("GOSPOOL_TEST_DEBUG") != "" {
+		fmt.Fprintf(os.Stderr, "DEBUG worker %d: Serve returned %v after %d requests\n", os.Getpid(), err, w.Requests())
+	}
+	return err
 }
 
 func runTestTask(ctx context.Context, t *spooler.Task) error {
@@ -133,7 +153,7 @@ func runTestTask(ctx context.Context, t *spooler.Task) error {
 		appendLine(filepath.Join(dir, "ran.log"), fmt.Sprintf("TORN %s %d", id, os.Getpid()))
 		return nil
 	}
-	if s, ok := t.Get("sleep"); ok {
+	if s, ok := t.Get("sleep"); ok && spooler.TaskInfo(ctx).Attempt == 1 {
 		appendLine(filepath.Join(dir, "started.log"), fmt.Sprintf("start %s %d", id, os.Getpid()))
 		d, _ := time.ParseDuration(string(s))
 		if os.Getenv("GOSPOOL_TEST_STUCK") != "" {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gospool/gospool/master/scoreboard"
 	"github.com/gospool/gospool/spooler"
@@ -170,6 +171,88 @@ func (w *Worker) Handler(h http.Handler) http.Handler {
 		defer end()
 		h.ServeHTTP(rw, r)
 	})
+}
+
+// Serve runs srv on every listener until ctx is done, then stops
+// gracefully without dropping a request: it stops accepting (the master's
+// socket stays open, so sibling workers take the next connections), turns
+// keep-alives off, waits until every connection it accepted has been
+// answered (the master's reload mercy bounds how long), and then shuts srv
+// down. srv.Handler is wrapped with [Worker.Handler], so harakiri,
+// max-requests and `gospool stats` see the requests. This is the usual
+// body of a Go worker:
+//
+//	Worker: func(ctx context.Context, w *worker.Worker) error {
+//		return w.Serve(ctx, &http.Server{Handler: mux})
+//	}
+//
+// Why not srv.Shutdown alone: net/http drops, without an answer, a request
+// it reads after Shutdown began, which is right for a server that goes away
+// but wrong for one whose siblings could have served it. And srv.Serve
+// returns as soon as Shutdown closes the listener, before the requests in
+// flight are answered: a worker that returned then would exit under them.
+func (w *Worker) Serve(ctx context.Context, srv *http.Server) error {
+	if len(w.listeners) == 0 {
+		return errors.New("worker: the master gave this worker no listener (Config.Listen, or --listen)")
+	}
+	h := srv.Handler
+	if h == nil {
+		h = http.DefaultServeMux
+	}
+	srv.Handler = w.Handler(h)
+	var mu sync.Mutex
+	counted := map[net.Conn]bool{} // accepted and not yet idle or closed
+	hook := srv.ConnState
+	srv.ConnState = func(c net.Conn, st http.ConnState) {
+		mu.Lock()
+		switch st {
+		case http.StateNew, http.StateActive:
+			counted[c] = true
+		default: // idle, hijacked, closed
+			delete(counted, c)
+		}
+		mu.Unlock()
+		if hook != nil {
+			hook(c, st)
+		}
+	}
+	errs := make(chan error, len(w.listeners))
+	for _, l := range w.listeners {
+		go func() { errs <- srv.Serve(l) }()
+	}
+	var first error
+	select {
+	case <-ctx.Done():
+	case first = <-errs: // a listener failed: stop the others too
+	}
+	srv.SetKeepAlivesEnabled(false) // answers say Connection: close; idle ones close now
+	for _, l := range w.listeners {
+		l.Close() // this process's copy: the socket stays open in the master
+	}
+	for range len(w.listeners) - btoi(first != nil) {
+		<-errs // Serve returns once Accept fails; what it accepted is counted
+	}
+	for {
+		mu.Lock()
+		n := len(counted)
+		mu.Unlock()
+		if n == 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	err := srv.Shutdown(context.Background())
+	if first != nil && !errors.Is(first, http.ErrServerClosed) && !errors.Is(first, net.ErrClosed) {
+		return first
+	}
+	return err
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Recycle is closed once the worker has served max-requests requests: it

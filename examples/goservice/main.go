@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -69,16 +68,9 @@ func serve(ctx context.Context, w *worker.Worker) error {
 	mux.HandleFunc("GET /", func(rw http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(rw, "hello from worker %d (pid %d); %d requests served\n", w.ID(), os.Getpid(), w.Requests())
 	})
-	srv := &http.Server{Handler: w.Handler(mux), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		// Finish the requests in flight; the master's reload mercy bounds it.
-		srv.Shutdown(context.Background())
-	}()
-	if err := srv.Serve(w.Listener(0)); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	// Serve answers on the master's listener until ctx is done, then stops
+	// accepting and returns once the requests in flight are answered.
+	return w.Serve(ctx, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second})
 }
 
 // sendWelcome is the task handler: visible work that takes a while.
