@@ -157,7 +157,8 @@ func (m *master) setup() error {
 		m.dirs = append(m.dirs, abs)
 		m.rings = append(m.rings, r)
 	}
-	m.recoverRings() // what the children of a previous master left
+	// What the children of a previous master left in the rings.
+	m.recoverRings()
 	slots := 2*(cfg.Workers+m.spoolerCount()) + 4 // a reload runs two generations at once
 	if m.board, err = scoreboard.Create(filepath.Join(m.dirs[0], scoreboard.FileName), slots); err != nil {
 		return fmt.Errorf("master: %w", err)
