@@ -292,7 +292,13 @@ func (m *master) start(p *proc, respawn bool) {
 	)
 	var cmd *exec.Cmd
 	if p.role == scoreboard.Worker && cfg.WorkerCmd != "" {
-		cmd = exec.Command("/bin/sh", "-c", "exec "+cfg.WorkerCmd)
+		// exec: the shell becomes the command, which then gets the
+		// signals, the parent-death signal and the respawn.
+		line := cfg.WorkerCmd
+		if !strings.HasPrefix(strings.TrimSpace(line), "exec ") {
+			line = "exec " + line
+		}
+		cmd = exec.Command("/bin/sh", "-c", line)
 	} else {
 		cmd = exec.Command(m.exe, m.args...)
 	}
