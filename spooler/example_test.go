@@ -2,11 +2,14 @@ package spooler_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"os"
+	"time"
 
+	"github.com/gospool/gospool/master"
 	"github.com/gospool/gospool/spooler"
 )
 
@@ -58,4 +61,44 @@ func ExampleResultHandler() {
 	err := h(context.Background(), spooler.NewTask("task", "x"))
 	fmt.Println(spooler.ResultOf(err))
 	// Output: SPOOL_RETRY
+}
+
+// Handlers in a service run by the gospool master: Setup registers them in
+// each spooler process the master starts on the directory. A handler's
+// error decides what becomes of its task: nil is done, ErrIgnore drops it,
+// anything else (or a panic) runs it again later, with backoff.
+func ExampleSpooler_Handle() {
+	err := master.Run(context.Background(), master.Config{
+		Spoolers: []master.Spooler{{
+			Dir:       "/var/spool/app",
+			Processes: 2,
+			Config:    spooler.Config{Concurrency: 4, MaxRetries: 5},
+			Setup: func(s *spooler.Spooler) error {
+				// Tasks named "welcome-email": the ud_spool_func key, as
+				// Python's uwsgidecorators writes it, else the task key.
+				s.Handle("welcome-email", func(ctx context.Context, t *spooler.Task) error {
+					email, ok := t.Get("email")
+					if !ok {
+						return spooler.ErrIgnore // SPOOL_IGNORE: nothing to do
+					}
+					info := spooler.TaskInfo(ctx) // which file or ring record, which attempt
+					log.Printf("%s, attempt %d: emailing %s", info.Name, info.Attempt, email)
+					select {
+					case <-time.After(100 * time.Millisecond): // the work
+						return nil // SPOOL_OK: done
+					case <-ctx.Done():
+						return ctx.Err() // stopped (SIGINT, harakiri): retried later
+					}
+				})
+				// Every other task.
+				s.HandleDefault(func(ctx context.Context, t *spooler.Task) error {
+					return errors.New("no handler for " + t.Name()) // SPOOL_RETRY
+				})
+				return nil
+			},
+		}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
 }
