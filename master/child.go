@@ -83,14 +83,13 @@ func runWorker(ctx context.Context, cfg *Config) error {
 			return
 		}
 		cancel()
-		select {
-		case <-quick:
-			// SIGINT: shutdown, not graceful. Give the worker a moment to
-			// answer what it has, then go.
-			time.Sleep(time.Second)
-			os.Exit(0)
-		case <-ctx.Done():
-		}
+	}()
+	go func() {
+		// SIGINT or SIGQUIT: a shutdown, not a graceful one. The worker
+		// function has one second to return, then the process exits.
+		<-quick
+		cancel()
+		time.AfterFunc(time.Second, func() { os.Exit(0) })
 	}()
 	err = cfg.Worker(ctx, w)
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {

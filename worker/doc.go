@@ -1,6 +1,10 @@
-// Package worker is the worker side of gospool. Today it holds a client for
-// uWSGI's remote spool protocol, [SpoolRemote]; the ring-backed Spool call of
-// the master's workers comes with the master.
+// Package worker is the worker side of gospool: what a process started by
+// the gospool master gets ([Worker], from [Open]: the inherited listeners,
+// [Worker.Spool] into the spool directories' rings, [Worker.Serve] for a
+// graceful net/http server, request tracking for harakiri and max-requests),
+// the contract between the master and its children (env.go: environment
+// variables and descriptor numbers, for workers in any language), and a
+// client for uWSGI's remote spool protocol, [SpoolRemote].
 //
 // # Remote spooling
 //

@@ -200,14 +200,18 @@ func (w *Worker) Serve(ctx context.Context, srv *http.Server) error {
 		h = http.DefaultServeMux
 	}
 	srv.Handler = w.Handler(h)
+	// Connections accepted and not yet idle or closed, with when they were
+	// accepted (zero once a request was read from them).
 	var mu sync.Mutex
-	counted := map[net.Conn]bool{} // accepted and not yet idle or closed
+	counted := map[net.Conn]time.Time{}
 	hook := srv.ConnState
 	srv.ConnState = func(c net.Conn, st http.ConnState) {
 		mu.Lock()
 		switch st {
-		case http.StateNew, http.StateActive:
-			counted[c] = true
+		case http.StateNew:
+			counted[c] = time.Now()
+		case http.StateActive:
+			counted[c] = time.Time{}
 		default: // idle, hijacked, closed
 			delete(counted, c)
 		}
@@ -232,9 +236,17 @@ func (w *Worker) Serve(ctx context.Context, srv *http.Server) error {
 	for range len(w.listeners) - btoi(first != nil) {
 		<-errs // Serve returns once Accept fails; what it accepted is counted
 	}
+	// Wait for the requests in flight. A connection on which the client has
+	// sent nothing for 5 s (browsers open spare ones) does not hold the
+	// worker up: net/http's Shutdown makes the same call.
 	for {
 		mu.Lock()
-		n := len(counted)
+		n := 0
+		for _, since := range counted {
+			if since.IsZero() || time.Since(since) < 5*time.Second {
+				n++
+			}
+		}
 		mu.Unlock()
 		if n == 0 {
 			break
