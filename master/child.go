@@ -62,7 +62,6 @@ func stopSignals() (graceful, quick <-chan struct{}) {
 // runWorker is a worker process: the Go worker function with its handle.
 func runWorker(ctx context.Context, cfg *Config) error {
 	watchMaster()
-	dieLikeC()
 	if cfg.Worker == nil {
 		return errors.New("master: started as a worker, but Config.Worker is nil")
 	}
@@ -104,7 +103,6 @@ func runWorker(ctx context.Context, cfg *Config) error {
 // runSpooler is a spooler process on the directory GOSPOOL_SPOOLER_DIR.
 func runSpooler(ctx context.Context, cfg *Config) error {
 	watchMaster()
-	dieLikeC()
 	dir := os.Getenv(worker.EnvSpoolerDir)
 	var sc *Spooler
 	for i := range cfg.Spoolers {

@@ -9,6 +9,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// A child installs it as soon as the package is initialized, before main
+// runs, to keep short the window in which a crash signal still gets the Go
+// runtime's treatment.
+func init() {
+	if IsChild() {
+		dieLikeC()
+	}
+}
+
 // dieLikeC makes a child that receives a crash signal from someone else
 // (kill -11, kill -6, an OOM-killer style tool...) die by that very signal,
 // as a C program does, so that the master logs "killed by signal 11". The

@@ -213,33 +213,31 @@ func listen(addr string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("master: listen on %s: %w", addr, err)
 	}
-	return nonblockingForChildren(f)
+	return untouchableFile(f)
 }
 
-// nonblockingForChildren returns a descriptor of f's socket that stays
-// non-blocking when the master starts children with it.
+// untouchableFile returns a descriptor of f's socket whose file status
+// flags the master never changes again.
 //
 // O_NONBLOCK belongs to the open file description, which the master and
 // every worker share. os/exec calls Fd() on each ExtraFile, and Fd() of a
 // non-blocking *os.File switches the descriptor to blocking mode: every
-// respawn would turn the socket blocking under the running workers, whose
-// Go runtime then sits in a blocking accept4 that Close cannot interrupt,
-// so they could never stop gracefully. An *os.File made from a descriptor
-// that was blocking at the time is not "non-blocking" to package os, and
-// its Fd() leaves the flags alone; O_NONBLOCK is then set behind its back.
-func nonblockingForChildren(f *os.File) (*os.File, error) {
+// respawn would turn the socket blocking under the running Go workers, whose
+// runtime then sits in a blocking accept4 that Close cannot interrupt, so
+// they could never stop gracefully. An *os.File made from a descriptor that
+// is blocking at the time is not "non-blocking" to package os, and its Fd()
+// leaves the flags alone. The socket starts blocking, what a --worker-cmd
+// program expects; Go workers make it non-blocking (net.FileListener does),
+// and it stays so. Workers of one master all run the same code, so they
+// agree on the mode.
+func untouchableFile(f *os.File) (*os.File, error) {
 	defer f.Close()
 	fd, err := syscall.Dup(int(f.Fd())) // Fd() has made it blocking
 	if err != nil {
 		return nil, fmt.Errorf("master: dup listener: %w", err)
 	}
 	syscall.CloseOnExec(fd)
-	nf := os.NewFile(uintptr(fd), f.Name())
-	if err := syscall.SetNonblock(fd, true); err != nil {
-		nf.Close()
-		return nil, fmt.Errorf("master: listener: %w", err)
-	}
-	return nf, nil
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }
 
 func (m *master) close() {

@@ -9,6 +9,7 @@ import subprocess
 assert os.environ["GOSPOOL_ROLE"] == "worker"
 assert os.environ["GOSPOOL_LISTEN_FDS"] == "1"
 listener = socket.socket(fileno=5)
+listener.setblocking(True)  # the flag is shared with the sibling workers, which agree
 dirs = os.environ["GOSPOOL_SPOOLER_DIRS"].split(":")
 while True:
     conn, _ = listener.accept()
