@@ -4,7 +4,7 @@
 //
 // Usage:
 //
-//	gospool run     --spooler DIR --spooler-exec CMD [--spooler-frequency S] [--spooler-max-tasks N] ...
+//	gospool run     --spooler DIR --spooler-exec CMD [--spooler-processes K] [--workers N --worker-cmd CMD] ...
 //	gospool spool   --spooler DIR [--at T] [--priority P] [--body-file F] KEY=VALUE...
 //	gospool inspect [--json] FILE...
 //	gospool stats   --spooler DIR [--json]
@@ -31,56 +31,70 @@
 //
 // # gospool run
 //
-// Runs a spooler in the foreground on each DIR (created when missing; one
-// process for all of them until the master comes). It takes tasks from DIR's
+// Runs a gospool master in the foreground: K spooler processes on each DIR
+// (created when missing) and, with --workers, N worker processes running
+// --worker-cmd. The master respawns a child that dies, with uWSGI's log
+// lines, and its children die with it. A spooler takes tasks from DIR's
 // ring and from the uWSGI spool files in DIR (and, with --spooler-ordered,
 // in its numeric priority sub-directories, lower numbers first), sees new
-// files at once through inotify, and runs the shell command CMD (/bin/sh -c CMD) for each. The
-// command reads the task on standard input as one line of JSON, the object
-// that inspect --json prints plus "body_base64" when the task has a body,
-// and finds in its environment GOSPOOL_TASK_NAME (the spool file's name, or
-// ring:LANE:SEQ), GOSPOOL_TASK_PATH (the file's path, or RINGFILE#LANE:SEQ),
-// GOSPOOL_ATTEMPT (1, then 2 on the first retry...) and
-// GOSPOOL_SPOOLER_DIR. Its standard output and error are gospool's. Exit
-// status 0 means done (uWSGI's SPOOL_OK); anything else means run it again
-// later (SPOOL_RETRY).
+// files at once through inotify, and runs the shell command CMD (/bin/sh -c
+// CMD) for each. The command reads the task on standard input as one line
+// of JSON, the object that inspect --json prints plus "body_base64" when
+// the task has a body, and finds in its environment GOSPOOL_TASK_NAME (the
+// spool file's name, or ring:LANE:SEQ), GOSPOOL_TASK_PATH (the file's path,
+// or RINGFILE#LANE:SEQ), GOSPOOL_ATTEMPT (1, then 2 on the first retry...)
+// and GOSPOOL_SPOOLER_DIR. Its standard output and error are gospool's.
+// Exit status 0 means done (uWSGI's SPOOL_OK); anything else means run it
+// again later (SPOOL_RETRY).
 //
 // Flags:
 //
 //	--spooler DIR                a spool directory (repeat for several)
 //	--spooler-exec CMD           the command run per task (required)
+//	--spooler-processes K        spooler processes per DIR (default 1)
 //	--spooler-frequency S        scan DIR every S seconds (default 30; 0: never)
-//	--spooler-max-tasks N        exit with status 0 after N tasks (0: never)
+//	--spooler-max-tasks N        recycle a spooler process after N tasks (0: never)
 //	--spooler-harakiri S         kill a task's command after S seconds; the task is retried
 //	--spooler-busy-poll          poll the ring instead of sleeping: lowest latency, one CPU
-//	--spooler-concurrency N      tasks run at once (default 1)
+//	--spooler-concurrency N      tasks run at once per spooler process (default 1)
 //	--spooler-retry-delay S      first retry after S seconds (default 1), then doubling
 //	--spooler-retry-max-delay S  up to S seconds (default 300)
 //	--spooler-quiet              no log line per task
 //	--spooler-ordered            also run DIR/P/ priority directories, lower P first
 //	--spooler-max-retries N      after N failed retries, move the task to DIR/gospool-dead/
+//	--workers N                  worker processes running --worker-cmd
+//	--worker-cmd CMD             the workers' command, run as /bin/sh -c "exec CMD"
+//	--listen ADDR                a socket the master opens for the workers (repeatable)
+//	--harakiri S                 kill a worker busy on one reported request for longer
+//	--max-requests N             recycle a worker after N reported requests
+//	--reload-mercy S             SIGKILL a child still alive S seconds after it was asked to stop (default 60)
 //	--socket ADDR                accept uWSGI remote spool packets (modifier1 17) on host:port or a unix socket
 //	--buffer-size BYTES          the largest remote packet accepted (default 4096, as uWSGI)
-//	--spooler-processes K        only 1 until the master comes
 //
-// --ini FILE reads the spooler options of a uWSGI ini file ([uwsgi], or
-// FILE:SECTION), as uWSGI 2.0.21 reads them (magic variables, $(ENV),
-// includes): spooler, spooler-frequency, spooler-ordered, spooler-quiet,
-// spooler-max-tasks, spooler-harakiri, buffer-size, and spooler-processes
-// (as tasks at once, until the master comes). Flags given on the command
-// line win; every other option is reported once as not used.
+// A worker finds the listeners at descriptors 5 and up and the rest in
+// GOSPOOL_* variables; the contract is in package worker (env.go).
 //
-// --workers, --worker-cmd, --spooler-import and --stats belong to the command line contract but are not
-// supported yet: giving one exits with status 2.
+// --ini FILE reads a uWSGI ini file ([uwsgi], or FILE:SECTION), as uWSGI
+// 2.0.21 reads it (magic variables, $(ENV), includes): spooler,
+// spooler-processes, spooler-frequency, spooler-ordered, spooler-quiet,
+// spooler-max-tasks, spooler-harakiri, buffer-size, processes/workers (with
+// --worker-cmd), socket and http-socket (as --listen), harakiri,
+// max-requests, reload-mercy; master and die-on-term are accepted. Flags
+// given on the command line win; every other option is reported once as
+// not used; a bad value is an error naming the file, line and option.
 //
-// gospool logs "spawned the gospool spooler on dir DIR with pid P" on
-// standard error when it starts, then a line per task unless
-// --spooler-quiet. A command still running after --spooler-harakiri seconds
-// is killed with SIGKILL (its process group), logged as "*** HARAKIRI ON THE
-// SPOOLER (pid: P) ***", and its task retried. SIGINT, SIGTERM and SIGQUIT
-// stop the spooler: running commands get SIGTERM (SIGKILL 5 seconds later),
-// their tasks are retried later, and gospool exits with status 0; a second
-// signal exits at once with status 1.
+// --spooler-import and --stats belong to the command line contract but are
+// not supported yet: giving one exits with status 2.
+//
+// Signals to the master: SIGHUP reloads gracefully (new children start,
+// the old ones finish their requests and tasks, the listeners never
+// close); SIGTERM shuts down gracefully (children finish what they run);
+// SIGINT and SIGQUIT shut down now (running commands get SIGTERM, SIGKILL
+// 5 seconds later, and their tasks are retried later); a second signal
+// during a shutdown kills every child at once. The exit status is 0. A
+// command still running after --spooler-harakiri seconds is killed with
+// SIGKILL (its process group), logged as "*** HARAKIRI ON THE SPOOLER (pid:
+// P) ***", and its task retried.
 //
 // # gospool spool
 //
