@@ -369,3 +369,39 @@ func waitFile(t *testing.T, path, substr string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A child that does not stop within the reload mercy is SIGKILLed with
+// uWSGI's NO MERCY line; the shutdown still ends with status 0, and the
+// task it was running is still there for the next start.
+func TestReloadMercy(t *testing.T) {
+	s := startService(t, t.TempDir(), "GOSPOOL_TEST_WORKERS=1", "GOSPOOL_TEST_STUCK=1", "GOSPOOL_TEST_MERCY=1s")
+	if ok, err := s.spool("stuck", 10, "&sleep=60s"); !ok || err != nil {
+		t.Fatalf("spool: %v %v", ok, err)
+	}
+	waitFile(t, filepath.Join(s.base, "started.log"), "start stuck")
+	_, spoolers := s.children()
+	s.signal(syscall.SIGTERM)
+	if code := s.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if want := fmt.Sprintf("spooler 1 (pid: %d) is taking too much time to die...NO MERCY !!!", spoolers[0]); !strings.Contains(s.out.String(), want) {
+		t.Errorf("log lacks %q", want)
+	}
+	if runs, _ := s.ran(); runs["stuck"] != 0 {
+		t.Fatalf("the stuck task ran to its end")
+	}
+	// The record its killed spooler held goes back into the ring: the next
+	// master's spooler starts it again.
+	startService(t, s.base, "GOSPOOL_TEST_WORKERS=1")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		data, _ := os.ReadFile(filepath.Join(s.base, "started.log"))
+		if strings.Count(string(data), "start stuck") == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the task killed by NO MERCY did not start again: %q", data)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
