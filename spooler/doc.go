@@ -30,9 +30,41 @@
 // (".retryN"), so it survives restarts and stays invisible to uWSGI, which
 // runs such a file like any other.
 //
+// # Stopping
+//
+// Cancelling Run's context is a quick stop: running handlers see their
+// context cancelled at once, and their tasks are retried. [Spooler.Shutdown]
+// is a graceful one, like http.Server.Shutdown: Run takes no new task and
+// returns once the running handlers have finished; only if Shutdown's own
+// context ends first are they cancelled. After Config.MaxTasks tasks Run
+// likewise lets the running handlers finish, then returns [ErrMaxTasks] so
+// that a supervisor starts a fresh process.
+//
+// # Harakiri
+//
+// With Config.Harakiri, a handler still running after that long has its
+// task settled at once as a failed attempt (retried with backoff, or buried
+// after Config.MaxRetries), its context cancelled with a cause wrapping
+// [ErrHarakiri], and a "*** HARAKIRI ON THE SPOOLER (pid: N) ***" log line
+// naming the task. Go cannot kill a goroutine: a handler that ignores its
+// context keeps its concurrency slot until it returns, its late result is
+// ignored, and the process stays busy in the eyes of Config.OnTaskStart and
+// Config.OnTaskEnd, so that its master can see it stuck and kill it, as
+// uWSGI's master kills a spooler process. Handlers that run a command
+// should kill it when their context is cancelled.
+//
+// # Supervision
+//
+// Config.OnTaskStart and Config.OnTaskEnd are called around every handler
+// call, on the goroutine that runs it, with the task's [Info] and the
+// [Result] applied: enough for a supervisor to publish "busy since",
+// "current task" and "tasks done" in shared memory. When they are nil the
+// hot path does not build the Info.
+//
 // # Concurrency
 //
 // A Client is safe for concurrent use. A Spooler is configured before Run
 // and runs Config.Concurrency handlers at once; handlers must be safe for
-// concurrent use when that is more than one.
+// concurrent use when that is more than one. Shutdown may be called from
+// any goroutine, at any time.
 package spooler

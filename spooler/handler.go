@@ -17,8 +17,12 @@ import (
 //   - any other error, or a panic: RETRY (SPOOL_RETRY, -1), the task runs
 //     again later with exponential backoff; the error is logged.
 //
-// ctx is cancelled when the spooler shuts down; a handler that returns
-// ctx.Err() then has its task retried.
+// ctx is cancelled when the spooler stops quickly (Run's context is
+// cancelled, or a [Spooler.Shutdown] runs out of time); a handler that
+// returns ctx.Err() then has its task retried. A graceful Shutdown lets it
+// finish. ctx is also cancelled when the handler runs longer than
+// Config.Harakiri, with a cause wrapping [ErrHarakiri] ([context.Cause]):
+// its task is already settled as a failed attempt by then.
 type HandlerFunc func(ctx context.Context, t *Task) error
 
 // ErrIgnore is returned by a handler that does not take the task.

@@ -67,6 +67,12 @@ const ErrorsDir = "gospool-errors"
 // supervisor replaces the process, as uWSGI's spooler-max-tasks does.
 var ErrMaxTasks = errors.New("spooler: maximum number of tasks reached")
 
+// ErrHarakiri is the cause of a handler's context cancellation when the
+// handler ran longer than Config.Harakiri (see [context.Cause]), and wraps
+// the error its task is retried or buried with: "harakiri: still running
+// after 2s".
+var ErrHarakiri = errors.New("harakiri")
+
 // Config configures a Spooler. Only Dir is required.
 type Config struct {
 	// Dir is the spool directory; it is created (mode 0750, as uWSGI does)
@@ -105,6 +111,33 @@ type Config struct {
 	// ReleaseInterval is how often the spooler looks for records claimed by
 	// dead consumer processes (default 1s).
 	ReleaseInterval time.Duration
+	// Harakiri bounds how long a handler may run (0: no bound), as uWSGI's
+	// spooler-harakiri. A handler still running after it has its task
+	// settled at once as a failed attempt, with an error wrapping
+	// [ErrHarakiri] ("harakiri: still running after 2s"): retried after the
+	// usual backoff as a ".retryN" spool file, or buried in DeadDir once
+	// MaxRetries is used up. Its context is cancelled with that error as
+	// the cause; whatever it returns later is logged and ignored.
+	//
+	// Go cannot kill a goroutine. A handler that ignores its context keeps
+	// running, and keeps its concurrency slot, until it returns: OnTaskEnd
+	// is only called then, so a supervisor that publishes OnTaskStart and
+	// OnTaskEnd sees the process busy for longer than Harakiri and must
+	// kill it (uWSGI's master kills the spooler process too). Meanwhile the
+	// retry may already run in another spooler, and a task buried by the
+	// harakiri may be requeued: at least once, as ever.
+	Harakiri time.Duration
+	// OnTaskStart and OnTaskEnd, when set, are called on the goroutine that
+	// runs a task: right before its handler, and right after the handler
+	// returned and its task was settled, with the [Result] that was applied
+	// (Retry after a harakiri, whatever the handler returned late). A
+	// supervisor publishes "busy since", "current task" and "tasks done"
+	// with them. They are not called for tasks that never reach a handler
+	// (unreadable spool files, corrupt ring records). They run with a
+	// concurrency slot held: keep them short. When both are nil they cost
+	// nothing; the Info is built only for them.
+	OnTaskStart func(Info)
+	OnTaskEnd   func(Info, Result)
 }
 
 // Spooler runs handlers for the tasks of one spool directory: those in its
@@ -123,6 +156,15 @@ type Spooler struct {
 	pending *spooldir.Dir
 	tasks   int
 	ready   chan struct{}
+
+	// What Shutdown needs of Run, under mu. runDone is nil until Run
+	// starts; stopTaking ends Run's loop, cancelHandlers the handlers'
+	// contexts.
+	mu             sync.Mutex
+	shutdown       bool
+	runDone        chan struct{}
+	stopTaking     context.CancelFunc
+	cancelHandlers context.CancelFunc
 }
 
 // Ready is closed once Run has attached to the ring: from then on a
@@ -203,6 +245,18 @@ type job struct {
 	ringPath string
 	attempt  int
 	hold     []*os.File // see Info.Hold
+	watch    *watchdog  // nil unless Config.Harakiri is set
+}
+
+// watchdog is a job's harakiri timer. The handler's return and the timer
+// race to settle the task: whichever swaps settled first settles it (marks
+// the ring record done, removes or renames the spool file, writes the retry)
+// and the other leaves the task alone, so it is settled exactly once.
+type watchdog struct {
+	settled atomic.Bool
+	timer   *time.Timer
+	done    chan struct{} // closed when the timer's settlement is complete
+	cause   error         // the harakiri error; set before done is closed
 }
 
 // name is the task's name in logs: the bare file name, as uWSGI logs it,
@@ -227,9 +281,35 @@ func (j *job) info() Info {
 }
 
 // Run serves the directory until ctx is cancelled, then lets running
-// handlers see the cancellation, waits for them and returns nil. It returns
-// ErrMaxTasks after Config.MaxTasks tasks.
+// handlers see the cancellation (their tasks are retried), waits for them
+// and returns nil: a quick stop. [Spooler.Shutdown] stops it gracefully
+// instead. After Config.MaxTasks tasks it takes no more, lets the running
+// ones finish and returns ErrMaxTasks. A Spooler runs once: Run after a
+// Shutdown returns nil at once, and a second Run is an error.
 func (s *Spooler) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.runDone != nil {
+		s.mu.Unlock()
+		return errors.New("spooler: Run called a second time; a Spooler runs once, make a new one with New")
+	}
+	runDone := make(chan struct{})
+	s.runDone = runDone
+	if s.shutdown {
+		s.mu.Unlock()
+		close(runDone)
+		return nil
+	}
+	// loopCtx ends the loop that takes tasks: a quick stop (ctx) or a
+	// graceful one (Shutdown). handlerCtx is what handlers see: only ctx
+	// and a Shutdown whose own deadline passed cancel it.
+	loopCtx, stopTaking := context.WithCancel(ctx)
+	handlerCtx, cancelHandlers := context.WithCancel(ctx)
+	s.stopTaking, s.cancelHandlers = stopTaking, cancelHandlers
+	s.mu.Unlock()
+	defer close(runDone) // deferred first: runs after everything is closed
+	defer stopTaking()
+	defer cancelHandlers()
+
 	r, err := ring.Create(filepath.Join(s.dir, ring.FileName), s.cfg.Ring)
 	if err != nil {
 		return fmt.Errorf("spooler: %w", err)
@@ -247,10 +327,7 @@ func (s *Spooler) Run(ctx context.Context) error {
 	s.ring, s.cons, s.files = r, cons, files
 	close(s.ready)
 
-	// Handlers see the shutdown as soon as it starts; their tasks retry.
-	handlerCtx, cancelHandlers := context.WithCancel(ctx)
-	defer cancelHandlers()
-	stopWaker := context.AfterFunc(ctx, r.WakeAll)
+	stopWaker := context.AfterFunc(loopCtx, r.WakeAll)
 	defer stopWaker()
 
 	// The pending spool files, kept current by inotify; a full scan at
@@ -285,8 +362,12 @@ func (s *Spooler) Run(ctx context.Context) error {
 			<-sem
 		}()
 	}
-	wakeFor := func() bool { return needScan.Load() || s.pending.HasDue(time.Now()) }
-	for ctx.Err() == nil && stopErr == nil {
+	// A stop makes it true before it wakes the ring (stopWaker), so a stop
+	// that lands while the loop is about to sleep is never missed.
+	wakeFor := func() bool {
+		return needScan.Load() || s.pending.HasDue(time.Now()) || loopCtx.Err() != nil
+	}
+	for loopCtx.Err() == nil && stopErr == nil {
 		now := time.Now()
 		if now.After(release) {
 			if n := cons.ReleaseDead(); n > 0 {
@@ -316,8 +397,12 @@ func (s *Spooler) Run(ctx context.Context) error {
 		// path), then due files.
 		select {
 		case sem <- struct{}{}:
-		case <-ctx.Done():
+		case <-loopCtx.Done():
 			continue
+		}
+		if loopCtx.Err() != nil { // stopped while we waited for the slot
+			<-sem
+			break
 		}
 		j, ok := s.claim()
 		if !ok {
@@ -344,9 +429,53 @@ func (s *Spooler) Run(ctx context.Context) error {
 			cons.Wait(wait, spin, wakeFor)
 		}
 	}
-	cancelHandlers()
+	if ctx.Err() != nil {
+		cancelHandlers() // quick stop: handlers see it at once, their tasks retry
+	} else if n := len(sem); n > 0 {
+		s.log.Printf("[spooler %s pid: %d] stopping: waiting for %d running task(s) to finish", s.dir, os.Getpid(), n)
+	}
 	wg.Wait()
 	return stopErr
+}
+
+// Shutdown stops Run gracefully, as http.Server.Shutdown does: Run takes no
+// new task from now on, and its running handlers carry on. When they have
+// all returned, Run returns nil and so does Shutdown. If ctx is done first,
+// the handlers' contexts are cancelled (their tasks are retried, as when
+// Run's own context is cancelled), Shutdown waits for Run to return and
+// returns ctx.Err(); a handler that ignores its context keeps both waiting
+// (see Config.Harakiri).
+//
+// Shutdown may be called before Run (Run then returns nil at once, and
+// Ready is never closed), after Run returned (it returns nil), and more
+// than once, from any goroutine.
+func (s *Spooler) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown = true
+	done, stopTaking, cancelHandlers := s.runDone, s.stopTaking, s.cancelHandlers
+	s.mu.Unlock()
+	if done == nil {
+		return nil // Run has not started; it will return at once
+	}
+	if stopTaking != nil {
+		stopTaking()
+	}
+	select {
+	case <-done:
+		return nil
+	default:
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	if cancelHandlers != nil {
+		s.log.Printf("[spooler %s pid: %d] shutdown: %v before the running tasks finished; cancelling them, they will be retried", s.dir, os.Getpid(), context.Cause(ctx))
+		cancelHandlers()
+	}
+	<-done
+	return ctx.Err()
 }
 
 // claim takes the next ring record, logging and skipping damaged ones.
@@ -422,7 +551,8 @@ func (s *Spooler) backoff(attempt int) time.Duration {
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
-// run executes one job and settles its task.
+// run executes one job and settles its task. It returns when the handler
+// has returned, even when a harakiri settled the task before that.
 func (s *Spooler) run(ctx context.Context, j *job) {
 	var t *Task
 	var err error
@@ -449,15 +579,83 @@ func (s *Spooler) run(ctx context.Context, j *job) {
 		s.logf("managing request %s ...", j.name())
 		start = time.Now()
 	}
+	var dup *os.File
 	if j.file != nil {
+		// The duplicate shares the file's lock (an OFD lock belongs to the
+		// open file, not the descriptor), so the lock lasts until the
+		// handler returns even when a harakiri has settled the task and
+		// closed the original.
 		if d, err := j.file.Dup(); err == nil {
+			dup = d
 			j.hold = []*os.File{d}
-			defer d.Close()
 		}
 	} else {
 		j.hold = []*os.File{s.ring.File()}
 	}
-	herr := s.call(context.WithValue(ctx, infoKey{}, j), t)
+	var info Info
+	if s.cfg.OnTaskStart != nil || s.cfg.OnTaskEnd != nil {
+		info = j.info()
+		if s.cfg.OnTaskStart != nil {
+			s.cfg.OnTaskStart(info)
+		}
+	}
+	hctx := context.WithValue(ctx, infoKey{}, j)
+	if s.cfg.Harakiri > 0 {
+		var cancel context.CancelCauseFunc
+		hctx, cancel = context.WithCancelCause(hctx)
+		defer cancel(nil)
+		// The timer settles a copy: the handler may still change t.
+		orig := t.Clone()
+		j.watch = &watchdog{done: make(chan struct{})}
+		j.watch.timer = time.AfterFunc(s.cfg.Harakiri, func() { s.harakiri(j, orig, cancel) })
+	}
+	herr := s.call(hctx, t)
+	if dup != nil {
+		// The handler is done with Info.Hold. The lock stays with j.file
+		// until the task is settled (by us, or by the harakiri).
+		dup.Close()
+	}
+	var res Result
+	if j.watch == nil || j.watch.settled.CompareAndSwap(false, true) {
+		if j.watch != nil {
+			j.watch.timer.Stop()
+		}
+		res = s.finish(j, t, herr, start)
+	} else {
+		// The harakiri settled the task; wait until it is done with it.
+		<-j.watch.done
+		late := "OK"
+		if herr != nil {
+			late = herr.Error()
+		}
+		s.logf("task %s returned after its harakiri (%s); its result is ignored, the task was settled as failed (%v)", j.name(), late, j.watch.cause)
+		res = Retry
+	}
+	if s.cfg.OnTaskEnd != nil {
+		s.cfg.OnTaskEnd(info, res)
+	}
+}
+
+// harakiri runs on the job's timer when the handler is still running after
+// Config.Harakiri: unless the handler returned meanwhile, it cancels the
+// handler's context and settles the task as a failed attempt.
+func (s *Spooler) harakiri(j *job, t *Task, cancel context.CancelCauseFunc) {
+	if !j.watch.settled.CompareAndSwap(false, true) {
+		return // the handler returned first and settles the task itself
+	}
+	defer close(j.watch.done)
+	cause := fmt.Errorf("%w: still running after %v", ErrHarakiri, s.cfg.Harakiri)
+	j.watch.cause = cause
+	s.log.Printf("[spooler %s] *** HARAKIRI ON THE SPOOLER (pid: %d) *** task %s (attempt %d) still running after %v: settled as a failed attempt, its handler's context cancelled",
+		s.dir, os.Getpid(), j.name(), j.attempt, s.cfg.Harakiri)
+	cancel(cause)
+	s.finish(j, t, cause, time.Time{})
+}
+
+// finish settles a job's task according to its handler's error herr, and
+// returns the result applied. It is called exactly once per job that ran:
+// by run when the handler returns, or by harakiri.
+func (s *Spooler) finish(j *job, t *Task, herr error, start time.Time) Result {
 	res := ResultOf(herr)
 	switch res {
 	case OK:
@@ -472,7 +670,7 @@ func (s *Spooler) run(ctx context.Context, j *job) {
 		if j.file != nil {
 			s.pending.Skip(j.fileName) // until the next full scan
 			j.file.Close()
-			return
+			return res
 		}
 		s.settle(j, t, "") // out of the ring, into a file another spooler can take
 	default:
@@ -481,7 +679,7 @@ func (s *Spooler) run(ctx context.Context, j *job) {
 		}
 		if s.cfg.MaxRetries > 0 && j.attempt > s.cfg.MaxRetries {
 			s.bury(j, t, herr)
-			return
+			return res
 		}
 		s.ring.Add(ring.Retried, 1)
 		delay := s.backoff(j.attempt)
@@ -489,6 +687,7 @@ func (s *Spooler) run(ctx context.Context, j *job) {
 		retry := t.Clone()
 		s.settleRetry(j, retry, j.attempt, time.Now().Add(delay), herr)
 	}
+	return res
 }
 
 // call runs the handler; a panic becomes an error, logged with its stack.
@@ -621,6 +820,11 @@ func (s *Spooler) bury(j *job, t *Task, cause error) {
 			j.file.Close()
 			return
 		}
+		// Out of the spool directory, the file needs our lock no more:
+		// release it now, so that `gospool requeue` can take it at once.
+		// (While a handler stuck past its harakiri still runs, Info.Hold
+		// keeps the lock until it returns.)
+		j.file.Close()
 	} else {
 		// A ring task is written in a staging directory that nothing lists,
 		// then renamed into DeadDir once its note is there.
