@@ -53,11 +53,17 @@ type Dir struct {
 	due     entryHeap         // mtime <= now at the last look, by priority then age
 	waiting entryHeap         // mtime in the future, soonest first
 	skip    map[string]bool   // names not to hand out until the next full scan
+	// scans counts the full scans in progress; while one runs, touched
+	// collects the names Update saw, which the scan looks at again before
+	// it replaces the set, so that an inotify event that lands while the
+	// directory is being read is not lost until the next scan.
+	scans   int
+	touched map[string]bool
 }
 
 // New prepares the set for the directory dir (absolute). Call Scan to fill it.
 func New(dir string, opts Options) *Dir {
-	return &Dir{dir: dir, opts: opts, entries: map[string]*Entry{}, skip: map[string]bool{},
+	return &Dir{dir: dir, opts: opts, entries: map[string]*Entry{}, skip: map[string]bool{}, touched: map[string]bool{},
 		due: entryHeap{less: dueFirst}, waiting: entryHeap{less: soonestFirst}}
 }
 
@@ -68,12 +74,35 @@ func (d *Dir) Dir() string { return d.dir }
 // and replaces the set with what it finds. Names set aside with Skip are
 // forgiven: they are handed out again.
 func (d *Dir) Scan() error {
+	d.mu.Lock()
+	if d.scans == 0 {
+		clear(d.touched)
+	}
+	d.scans++
+	d.mu.Unlock()
 	found := map[string]*Entry{}
-	if err := d.scanDir("", NoPriority, found); err != nil {
-		return err
+	err := d.scanDir("", NoPriority, found)
+	if testHookAfterListing != nil {
+		testHookAfterListing()
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.scans--
+	if err != nil {
+		return err
+	}
+	// Names that changed while the directory was read: what the listing
+	// says about them may be stale, so look again.
+	for name := range d.touched {
+		prio, ok := d.priorityOfName(name)
+		if !ok {
+			continue
+		}
+		delete(found, name)
+		if fi, err := os.Lstat(filepath.Join(d.dir, name)); err == nil && fi.Mode().IsRegular() {
+			found[name] = &Entry{Name: name, Priority: prio, ModTime: fi.ModTime(), index: -1}
+		}
+	}
 	d.entries = found
 	d.due.items, d.waiting.items = d.due.items[:0], d.waiting.items[:0]
 	clear(d.skip)
@@ -122,6 +151,10 @@ func (d *Dir) scanDir(sub string, prio int64, found map[string]*Entry) error {
 	}
 }
 
+// testHookAfterListing runs between a scan's listing and its update of the
+// set, in tests, to make the window it guards against happen on purpose.
+var testHookAfterListing func()
+
 // priorityOf parses an all-digit directory name.
 func priorityOf(name string) (int64, bool) {
 	if name == "" {
@@ -164,21 +197,16 @@ func (d *Dir) remove(e *Entry) {
 // Update records that the file name (relative to the directory) appeared,
 // changed or disappeared: it looks at the file and files or drops it.
 func (d *Dir) Update(name string) {
-	base := filepath.Base(name)
-	if !strings.HasPrefix(base, Prefix) {
+	prio, ok := d.priorityOfName(name)
+	if !ok {
 		return
-	}
-	prio := int64(NoPriority)
-	if sub := filepath.Dir(name); sub != "." {
-		p, ok := priorityOf(sub)
-		if !ok || !d.opts.Ordered {
-			return
-		}
-		prio = p
 	}
 	fi, err := os.Lstat(filepath.Join(d.dir, name))
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.scans > 0 {
+		d.touched[name] = true
+	}
 	old := d.entries[name]
 	if err != nil || !fi.Mode().IsRegular() {
 		if old != nil {
@@ -195,10 +223,30 @@ func (d *Dir) Update(name string) {
 	d.place(e, time.Now())
 }
 
+// priorityOfName says whether name (relative to the directory) is a spool
+// file this set tracks, and its priority.
+func (d *Dir) priorityOfName(name string) (int64, bool) {
+	if !strings.HasPrefix(filepath.Base(name), Prefix) {
+		return 0, false
+	}
+	sub := filepath.Dir(name)
+	if sub == "." {
+		return NoPriority, true
+	}
+	p, ok := priorityOf(sub)
+	if !ok || !d.opts.Ordered {
+		return 0, false
+	}
+	return p, true
+}
+
 // Forget drops name from the set: its file is gone.
 func (d *Dir) Forget(name string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.scans > 0 {
+		d.touched[name] = true
+	}
 	if e := d.entries[name]; e != nil {
 		d.remove(e)
 		delete(d.entries, name)

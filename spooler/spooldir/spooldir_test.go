@@ -167,3 +167,32 @@ func BenchmarkNextWith100kPending(b *testing.B) {
 		_ = e
 	}
 }
+
+// A file that appears (and is reported through Update) while a full scan
+// reads the directory is in the set once the scan is done, and one removed
+// meanwhile is not: the scan does not throw the news away.
+func TestUpdateDuringScanIsKept(t *testing.T) {
+	dir := t.TempDir()
+	gone := Prefix + "old"
+	fresh := Prefix + "new"
+	os.WriteFile(filepath.Join(dir, gone), nil, 0o600)
+	d := New(dir, Options{})
+	testHookAfterListing = func() {
+		// The listing is done: it has gone and not fresh.
+		os.WriteFile(filepath.Join(dir, fresh), nil, 0o600)
+		d.Update(fresh)
+		os.Remove(filepath.Join(dir, gone))
+		d.Forget(gone)
+	}
+	defer func() { testHookAfterListing = nil }()
+	if err := d.Scan(); err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	_, hasFresh := d.entries[fresh]
+	_, hasGone := d.entries[gone]
+	d.mu.Unlock()
+	if !hasFresh || hasGone || d.Len() != 1 {
+		t.Fatalf("after the scan, new file in the set: %v, removed file in the set: %v, %d entries", hasFresh, hasGone, d.Len())
+	}
+}
