@@ -730,13 +730,16 @@ func (s *Spooler) settle(j *job, keep *Task, suffix string) {
 }
 
 func (s *Spooler) settleRetry(j *job, t *Task, attempt int, at time.Time, cause error) {
-	path, err := s.files.WriteNamed(t, at, retrySuffix+strconv.Itoa(attempt))
+	// The last error is noted while the retry file is still locked, so that
+	// nobody sees the retry without it.
+	_, err := s.files.WriteNamedThen(t, at, retrySuffix+strconv.Itoa(attempt), func(path string) {
+		s.noteError(filepath.Base(path), j, cause)
+	})
 	if err != nil {
 		s.log.Printf("[spooler %s] cannot write the retry of %s: %v; it will run again from where it is", s.dir, j.name(), err)
 		s.giveBack(j)
 		return
 	}
-	s.noteError(filepath.Base(path), j, cause)
 	s.ring.NoteFile()
 	s.settle(j, nil, "")
 }

@@ -112,6 +112,14 @@ func (w *Writer) WriteAt(t *task.Task, at time.Time) (string, error) {
 // still starts with [Prefix], so uWSGI accepts it. suffix must not contain
 // '/' or NUL.
 func (w *Writer) WriteNamed(t *task.Task, at time.Time, suffix string) (string, error) {
+	return w.WriteNamedThen(t, at, suffix, nil)
+}
+
+// WriteNamedThen is WriteNamed calling beforeUnlock with the file's path
+// once the file is complete but still locked: what beforeUnlock writes
+// about the file (a note beside it, say) exists before any spooler can
+// take the file.
+func (w *Writer) WriteNamedThen(t *task.Task, at time.Time, suffix string, beforeUnlock func(path string)) (string, error) {
 	if strings.ContainsAny(suffix, "/\x00") {
 		return "", fmt.Errorf("spoolfile: name suffix %q must not contain '/' or NUL", suffix)
 	}
@@ -163,6 +171,9 @@ func (w *Writer) WriteNamed(t *task.Task, at time.Time, suffix string) (string, 
 			return "", fmt.Errorf("spoolfile: writing %s: %w; removing it failed too (%v): delete it by hand, a spooler may run it with partial data", path, err, rmErr)
 		}
 		return "", fmt.Errorf("spoolfile: writing %s: %w; the file was removed and the task NOT spooled, check free space and retry", path, err)
+	}
+	if beforeUnlock != nil {
+		beforeUnlock(path)
 	}
 	// close releases the lock: from here on spoolers may run the task.
 	if err := unix.Close(fd); err != nil {
