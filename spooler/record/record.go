@@ -22,7 +22,7 @@
 // Producers must write keys and values as msgpack bin (0xc4-0xc6); the
 // decoder also accepts str (0xa0-0xbf, 0xd9-0xdb) so that a producer in a
 // language whose msgpack library prefers str still works. Integrity is the
-// ring's job (a CRC-32C per record), not this format's.
+// ring's job (a CRC-32 per record), not this format's.
 package record
 
 import (

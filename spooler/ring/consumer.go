@@ -179,7 +179,7 @@ func (c *Consumer) check(lane int, seq uint64, off int) (Record, bool, error) {
 	}
 	d := r.dataOff(lane) + int(pos%D)
 	payload := m[d : d+n : d+n]
-	if sum := crc32.Checksum(payload, castagnoli); sum != m.u32(off+slotCRC).Load() {
+	if sum := crc32.ChecksumIEEE(payload); sum != m.u32(off+slotCRC).Load() {
 		return fail(fmt.Sprintf("CRC %08x, computed %08x", m.u32(off+slotCRC).Load(), sum))
 	}
 	return Record{Lane: lane, Seq: seq, Payload: payload, Stamp: int64(m.u64(off + slotStamp).Load())}, true, nil

@@ -14,7 +14,7 @@
 //
 // Producers: take the slot at head (reclaiming done records at the tail when
 // the lane is short of room), store WRITING, copy the payload and its length,
-// CRC-32C and timestamp, then publish with a single aligned 8-byte store of
+// CRC-32 and timestamp, then publish with a single aligned 8-byte store of
 // READY, and finally advance the lane's head. A full lane or a payload over a
 // quarter of the lane is refused at once (ErrFull, ErrTooLarge): the caller
 // spills the task to a uWSGI spool file and never waits.

@@ -14,7 +14,7 @@ import (
 //	------  ----  --------------------------  -------------------------------
 //	HEADER PAGE (4096 bytes)
 //	0       8     magic "GOSPRING"            creator, then read-only
-//	8       4     version (1)                 creator
+//	8       4     version (2)                 creator
 //	12      4     header size (4096)          creator
 //	16      4     lanes L                     creator
 //	20      4     slots per lane S (2^n)      creator
@@ -22,7 +22,7 @@ import (
 //	28      4     consumer slots C            creator
 //	32      8     lane stride (bytes)         creator
 //	40      8     file size (bytes)           creator
-//	48      4     CRC-32C of bytes 0..47      creator
+//	48      4     CRC-32 of bytes 0..47       creator
 //	52      12    reserved (zero)
 //	--- cache line 64: producer counters ---
 //	64      8     spooled   tasks published into the ring
@@ -62,14 +62,14 @@ import (
 //	                         that is ever compare-and-swapped)
 //	          +8  8  data    data position of the payload (monotonic)
 //	          +16 4  length  payload bytes
-//	          +20 4  crc     CRC-32C of the payload
+//	          +20 4  crc     CRC-32 (IEEE) of the payload
 //	          +24 8  stamp   producer's CLOCK_MONOTONIC at publish, ns
 //	+64+S*32 (rounded up to 64)  D bytes of payload data, a byte ring
 //	stride = the above rounded up to 4096
 const (
 	// Magic opens every ring file.
 	Magic        = "GOSPRING"
-	version      = 1
+	version      = 2
 	headerSize   = 4096
 	cacheLine    = 64
 	consumerBase = 1024
@@ -210,10 +210,13 @@ func (g Geometry) encodeHeader(h []byte) {
 	le.PutUint32(h[offConsumers:], uint32(g.Consumers))
 	le.PutUint64(h[offStride:], uint64(g.stride()))
 	le.PutUint64(h[offFileSize:], uint64(g.fileSize()))
-	le.PutUint32(h[offChecksum:], crc32.Checksum(h[:checksummed], castagnoli))
+	le.PutUint32(h[offChecksum:], crc32.ChecksumIEEE(h[:checksummed]))
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// Checksums are CRC-32 with the IEEE polynomial, zlib's: a Python producer
+// computes it at C speed with zlib.crc32 from the standard library, which
+// has no CRC-32C (version 1 of the ring used CRC-32C). Go computes both with
+// the CPU's carry-less multiply.
 
 // decodeHeader checks the immutable header and returns the geometry it
 // describes. fileLen is the size of the file as the caller saw it.
@@ -228,7 +231,7 @@ func decodeHeader(h []byte, fileLen int64) (Geometry, error) {
 	if v := le.Uint32(h[offVersion:]); v != version {
 		return Geometry{}, fmt.Errorf("%w: file has version %d, this gospool reads version %d", ErrVersion, v, version)
 	}
-	if sum := crc32.Checksum(h[:checksummed], castagnoli); sum != le.Uint32(h[offChecksum:]) {
+	if sum := crc32.ChecksumIEEE(h[:checksummed]); sum != le.Uint32(h[offChecksum:]) {
 		return Geometry{}, fmt.Errorf("%w: header checksum %08x, computed %08x", ErrCorruptHeader, le.Uint32(h[offChecksum:]), sum)
 	}
 	g := Geometry{

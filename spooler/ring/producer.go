@@ -152,7 +152,7 @@ func (p *Producer) Push(payload []byte) error {
 	if len(payload) > p.r.geo.MaxRecord() {
 		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(payload), p.r.geo.MaxRecord())
 	}
-	crc := crc32.Checksum(payload, castagnoli)
+	crc := crc32.ChecksumIEEE(payload)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
