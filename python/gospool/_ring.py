@@ -1,0 +1,800 @@
+"""The ring producer in pure Python: a peer of Go's ``ring.Producer``.
+
+The ring is ``DIR/gospool.ring``, a file every gospool process maps
+MAP_SHARED (byte diagram: spooler/ring/layout.go; protocol and crash
+argument: spooler/ring/doc.go). This module mirrors Go's producer
+(spooler/ring/producer.go) step for step; where it has to do something
+differently, the comment says why.
+
+Taking a lane. A producer process owns one lane, taken with a write lock
+on the lane's first byte. Go takes Linux OFD locks; this module takes a
+classic POSIX lock (``fcntl.lockf``). The two kinds conflict with each
+other, so a Python producer and a Go producer never share a lane, and the
+kernel drops either when its process dies. POSIX locks belong to the
+process, which has two consequences this module is built around:
+
+- they are not inherited by ``fork()``: a child sees the parent's lane as
+  taken (by the parent) and takes another one. The child must not write
+  into the parent's lane, so the lane is dropped in the child by an
+  ``os.register_at_fork`` hook and, because uWSGI forks its workers
+  without running those hooks (unless ``--py-call-osafterfork``), by a pid
+  check at every push;
+- closing *any* descriptor of the ring file in this process drops *all*
+  of the process's locks on it. So the process opens the ring once
+  (``open_ring`` keeps one Ring per file), reads its header through that
+  same descriptor, and nothing else in the process may open and close
+  ``gospool.ring`` while a lane is held: another producer could then take
+  the lane and two writers would corrupt it.
+
+Memory access. Every shared word is read and written through ctypes
+arrays laid over the mapping (``c_uint64.from_buffer(mmap)``): an element
+store is one aligned 8-byte (or 4-byte) ``mov`` (see ``push`` for why),
+so no other process ever sees half a word. Counters are updated with the
+atomic adds of ``_atomic`` (machine code called through ctypes) when they
+are available, else with a plain load and store, which can lose an
+increment when two processes add at once: counters are statistics (the
+slots are the truth), as the package doc of spooler/ring says.
+
+Failpoints (tests only). When the environment variable
+``GOSPOOL_FAILPOINT`` names one of the ``FAILPOINT_*`` steps of ``push``,
+the process that reaches it writes ``failpoint NAME reached pid PID`` to
+standard error and sleeps forever, so that a test can kill it there with
+SIGKILL, exactly as Go's internal/failpoint. Unset, it costs one truth
+test of an empty string per step.
+"""
+
+import atexit
+import ctypes
+import errno
+import fcntl
+import mmap
+import os
+import platform
+import struct
+import sys
+import threading
+import time
+import weakref
+import zlib
+
+from . import _atomic
+
+__all__ = [
+    "FILE_NAME", "MAGIC", "VERSION", "Geometry", "Ring", "open_ring",
+    "RingError", "NotRingError", "RingVersionError", "CorruptHeaderError",
+    "TruncatedError", "UnsupportedError",
+    "Refused", "RingFull", "RecordTooLarge", "NoLane", "RingClosed",
+]
+
+FILE_NAME = "gospool.ring"
+MAGIC = b"GOSPRING"
+VERSION = 2
+
+# Layout, as spooler/ring/layout.go.
+HEADER_SIZE = 4096
+CACHE_LINE = 64
+CONSUMER_BASE = 1024
+CONSUMER_SIZE = 64
+LANE_CTL_SIZE = 64
+SLOT_SIZE = 32
+MAX_CONSUMERS = (HEADER_SIZE - CONSUMER_BASE) // CONSUMER_SIZE
+
+OFF_MAGIC = 0
+OFF_VERSION = 8
+OFF_HDR_SIZE = 12
+OFF_LANES = 16
+OFF_SLOTS = 20
+OFF_LANE_BYTES = 24
+OFF_CONSUMERS = 28
+OFF_STRIDE = 32
+OFF_FILE_SIZE = 40
+OFF_CHECKSUM = 48
+CHECKSUMMED = 48
+
+OFF_SPOOLED = 64
+OFF_SPILLED = 72
+OFF_FILE_SEQ = 80
+OFF_DONE = 128
+OFF_RETRIED = 136
+OFF_FAILED = 144
+OFF_IGNORED = 152
+OFF_CORRUPT = 160
+OFF_IN_FLIGHT = 168
+OFF_RECOVER_SEQ = 176
+OFF_DEAD = 184
+OFF_WAKE_SEQ = 192
+OFF_SLEEPERS = 196
+
+LANE_OWNER = 0
+LANE_HEAD = 8
+LANE_TAIL = 16
+LANE_DATA_HEAD = 24
+LANE_DATA_TAIL = 32
+
+SLOT_WORD = 0
+SLOT_DATA = 8
+SLOT_LENGTH = 16
+SLOT_CRC = 20
+SLOT_STAMP = 24
+
+STATE_EMPTY = 0
+STATE_WRITING = 1
+STATE_READY = 2
+STATE_CLAIMED = 3
+STATE_DONE = 4
+
+_M32 = 0xFFFFFFFF
+_M64 = 0xFFFFFFFFFFFFFFFF
+
+FAILPOINT_LANE_TAKEN = "ring-producer-lane-taken"
+FAILPOINT_RESERVED = "ring-producer-reserved"
+FAILPOINT_WRITING = "ring-producer-writing"
+FAILPOINT_PAYLOAD_HALF = "ring-producer-payload-half"
+FAILPOINT_PAYLOAD_WRITTEN = "ring-producer-payload-written"
+FAILPOINT_PUBLISHED = "ring-producer-published"
+FAILPOINT_HEAD_ADVANCED = "ring-producer-head-advanced"
+
+# Test hook, see the module doc. A test may also assign it directly.
+_FAILPOINT = os.environ.get("GOSPOOL_FAILPOINT", "")
+
+
+def _failpoint(name):
+    if _FAILPOINT != name:
+        return
+    sys.stderr.write("failpoint %s reached pid %d\n" % (name, os.getpid()))
+    sys.stderr.flush()
+    while True:
+        time.sleep(3600)
+
+
+def slot_word(seq, state, owner=0):
+    """seq<<32 | state<<24 | owner, seq keeping its low 32 bits."""
+    return (seq & _M32) << 32 | state << 24 | owner & 0xFFFFFF
+
+
+# The futex wake. Linux system call numbers: futex is 202 on x86-64 and 98
+# on aarch64 (the asm-generic table). FUTEX_WAKE without
+# FUTEX_PRIVATE_FLAG: the word is in a MAP_SHARED file mapping and the
+# sleepers are other processes.
+_FUTEX_WAKE = 1
+_SYS_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}.get(platform.machine().lower())
+_libc = ctypes.CDLL(None, use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+_syscall.argtypes = [ctypes.c_long, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+                     ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+
+
+def _futex_wake(addr, n):
+    if _SYS_FUTEX is not None:
+        _syscall(_SYS_FUTEX, addr, _FUTEX_WAKE, n, None, None, 0)
+
+
+class RingError(Exception):
+    """The ring file cannot be used: the message says why and what to do."""
+
+
+class NotRingError(RingError):
+    """The file does not start with the ring magic."""
+
+
+class RingVersionError(RingError):
+    """The file was written by another version of the ring layout."""
+
+
+class CorruptHeaderError(RingError):
+    """The header checksum or geometry does not hold."""
+
+
+class TruncatedError(RingError):
+    """The file is shorter than its header says."""
+
+
+class UnsupportedError(RingError):
+    """This Python cannot write the ring safely on this CPU."""
+
+
+class Refused(Exception):
+    """The ring cannot take this record now: the caller writes a spool file
+    instead. Never a failure of the task."""
+
+
+class RingFull(Refused):
+    """The lane has no room for the record now (Go: ErrFull)."""
+
+
+class RecordTooLarge(Refused):
+    """The record is bigger than a lane accepts, a quarter of it (Go: ErrTooLarge)."""
+
+
+class NoLane(Refused):
+    """Every lane is taken by another live producer process (Go: ErrNoLane)."""
+
+
+class RingClosed(Refused):
+    """The ring was closed in this process."""
+
+
+class Geometry:
+    """The shape of a ring file, fixed when it is created."""
+
+    __slots__ = ("lanes", "slots_per_lane", "lane_bytes", "consumers")
+
+    def __init__(self, lanes, slots_per_lane, lane_bytes, consumers):
+        self.lanes = lanes
+        self.slots_per_lane = slots_per_lane
+        self.lane_bytes = lane_bytes
+        self.consumers = consumers
+
+    def __repr__(self):
+        return "Geometry(lanes=%d, slots_per_lane=%d, lane_bytes=%d, consumers=%d)" % (
+            self.lanes, self.slots_per_lane, self.lane_bytes, self.consumers)
+
+    def __eq__(self, other):
+        return isinstance(other, Geometry) and all(
+            getattr(self, a) == getattr(other, a) for a in self.__slots__)
+
+    @property
+    def max_record(self):
+        return self.lane_bytes // 4
+
+    def validate(self):
+        """The reason the geometry is invalid, or None (Go: Geometry.validate)."""
+        def pow2(n):
+            return n > 0 and n & (n - 1) == 0
+        if not 1 <= self.lanes <= 4096:
+            return "lanes %d: want 1 to 4096" % self.lanes
+        if not pow2(self.slots_per_lane) or not 2 <= self.slots_per_lane <= 1 << 20:
+            return "slots per lane %d: want a power of two from 2 to 1048576" % self.slots_per_lane
+        if not pow2(self.lane_bytes) or not 4096 <= self.lane_bytes <= 1 << 30:
+            return "lane bytes %d: want a power of two from 4096 to 1 GiB" % self.lane_bytes
+        if not 1 <= self.consumers <= MAX_CONSUMERS:
+            return "consumers %d: want 1 to %d" % (self.consumers, MAX_CONSUMERS)
+        return None
+
+    # Offsets of a lane's slots and data, relative to the lane's start.
+    @property
+    def slots_offset(self):
+        return LANE_CTL_SIZE
+
+    @property
+    def data_offset(self):
+        return _round_up(LANE_CTL_SIZE + self.slots_per_lane * SLOT_SIZE, CACHE_LINE)
+
+    @property
+    def stride(self):
+        return _round_up(self.data_offset + self.lane_bytes, 4096)
+
+    @property
+    def file_size(self):
+        return HEADER_SIZE + self.lanes * self.stride
+
+
+def _round_up(n, to):
+    return (n + to - 1) // to * to
+
+
+_REMOVE_HINT = " (remove it when no gospool process uses it; tasks in it are lost, spool files are not)"
+
+
+def decode_header(h, file_len):
+    """Check the immutable header and return its Geometry (Go: decodeHeader)."""
+    if len(h) < HEADER_SIZE:
+        raise TruncatedError("ring file is truncated: %d bytes, a ring header needs %d%s"
+                             % (len(h), HEADER_SIZE, _REMOVE_HINT))
+    if h[OFF_MAGIC:OFF_MAGIC + 8] != MAGIC:
+        raise NotRingError("not a gospool ring file: magic %r, want %r" % (bytes(h[:8]), MAGIC))
+    version, hdr_size, lanes, slots, lane_bytes, consumers, stride, file_size, checksum = \
+        struct.unpack_from("<IIIIIIQQI", h, OFF_VERSION)
+    if version != VERSION:
+        raise RingVersionError(
+            "ring file of another version: file has version %d, this gospool (Python) reads version %d; "
+            "use the same gospool release for the spoolers and the Python package" % (version, VERSION))
+    computed = zlib.crc32(h[:CHECKSUMMED])
+    if computed != checksum:
+        raise CorruptHeaderError("ring header is corrupt: header checksum %08x, computed %08x%s"
+                                 % (checksum, computed, _REMOVE_HINT))
+    g = Geometry(lanes, slots, lane_bytes, consumers)
+    why = g.validate()
+    if why:
+        raise CorruptHeaderError("ring header is corrupt: %s%s" % (why, _REMOVE_HINT))
+    if hdr_size != HEADER_SIZE or stride != g.stride or file_size != g.file_size:
+        raise CorruptHeaderError("ring header is corrupt: sizes in the header do not follow from its geometry"
+                                 + _REMOVE_HINT)
+    if file_len < g.file_size:
+        raise TruncatedError("ring file is truncated: file is %d bytes, its header says %d%s"
+                             % (file_len, g.file_size, _REMOVE_HINT))
+    return g
+
+
+def encode_header(g):
+    """The immutable header of a ring of geometry g, checksum included."""
+    h = bytearray(HEADER_SIZE)
+    h[0:8] = MAGIC
+    struct.pack_into("<IIIIIIQQ", h, OFF_VERSION, VERSION, HEADER_SIZE, g.lanes, g.slots_per_lane,
+                     g.lane_bytes, g.consumers, g.stride, g.file_size)
+    struct.pack_into("<I", h, OFF_CHECKSUM, zlib.crc32(h[:CHECKSUMMED]))
+    return bytes(h)
+
+
+def create_file(path, g):
+    """Create a ring file as Go's ring.Create does (header written to a
+    temporary file linked into place, so nobody maps a half-written one).
+    For tests and tools: gospool spoolers create their rings themselves.
+    An existing file is left alone."""
+    why = g.validate()
+    if why:
+        raise ValueError("ring %s: bad geometry: %s" % (path, why))
+    d = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(d, ".gospool.ring.tmp-%d-%d" % (os.getpid(), time.monotonic_ns()))
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.pwrite(fd, encode_header(g), 0)
+        os.ftruncate(fd, g.file_size)  # the rest is sparse zeros: every slot "empty"
+        os.fsync(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+    finally:
+        os.close(fd)
+        os.unlink(tmp)
+
+
+_FLOCK = struct.Struct("hhqqi4x")  # struct flock on LP64 Linux (x86-64, aarch64)
+_rings = weakref.WeakSet()
+_registry = {}  # (st_dev, st_ino) -> Ring
+_registry_lock = threading.Lock()
+
+
+def open_ring(path, *, sync=False):
+    """The process's Ring for the file at path, opened on first use. One
+    Ring per file per process: see the module doc for why."""
+    st = os.stat(path)
+    key = (st.st_dev, st.st_ino)
+    with _registry_lock:
+        r = _registry.get(key)
+        if r is not None and not r.closed:
+            return r
+        r = Ring(path, sync=sync)
+        _registry[key] = r
+        return r
+
+
+class Ring:
+    """An open, mapped ring file and this process's lane in it (taken at
+    the first push). Safe for concurrent use by threads: they share the
+    lane under a lock held while bytes are copied, as Go's Producer."""
+
+    def __init__(self, path, *, sync=False, atomics=_atomic.OPS):
+        if atomics is None and not _tso():
+            # Without a fence the payload stores could become visible after
+            # the publishing store on this CPU: a consumer could run garbage.
+            raise UnsupportedError(
+                "ring %s: this CPU (%s) orders memory weakly and the memory-barrier helper is not "
+                "available (%s); tasks go to spool files" % (path, platform.machine(), _atomic.unavailable_reason))
+        self.path = path
+        self.sync = sync
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            # Read the header through this descriptor: opening the file a
+            # second time and closing it would drop our POSIX locks.
+            h = os.pread(fd, HEADER_SIZE, 0)
+            try:
+                g = decode_header(h, st.st_size)
+            except RingError as e:
+                raise type(e)("ring %s: %s" % (path, e)) from None
+            mm = mmap.mmap(fd, g.file_size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self._mm = mm
+        self.geometry = g
+        self._u64 = (ctypes.c_uint64 * (g.file_size // 8)).from_buffer(mm)
+        self._u32 = (ctypes.c_uint32 * (g.file_size // 4)).from_buffer(mm)
+        self._addr = ctypes.addressof(self._u64)
+        self._S = g.slots_per_lane
+        self._D = g.lane_bytes
+        self._max_record = g.max_record
+        self._stride = g.stride
+        self._data_rel = g.data_offset
+        self._atomics = atomics
+        self._fence = None if atomics is None or atomics.tso else atomics.fence
+        self._lock = threading.Lock()
+        self.closed = False
+        self._lane = None
+        self._lane_pid = 0
+        self._no_lane_at = None
+        self._dirty = False
+        _rings.add(self)
+
+    # -- lane ownership ----------------------------------------------------
+
+    def _lane_base(self, lane):
+        return HEADER_SIZE + lane * self._stride
+
+    def _take_lane(self):
+        """Take the first free lane (Go: Ring.Producer). Called with the lock held."""
+        now = time.monotonic()
+        if self._no_lane_at is not None and now - self._no_lane_at < 1.0:
+            raise NoLane("every ring lane is taken by another producer process")
+        for lane in range(self.geometry.lanes):
+            base = self._lane_base(lane)
+            try:
+                fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, base, os.SEEK_SET)
+            except OSError as e:
+                if e.errno in (errno.EAGAIN, errno.EACCES):
+                    continue
+                self._no_lane_at = now
+                raise NoLane("ring %s: locking lane %d: %s" % (self.path, lane, e)) from e
+            self._lane = lane
+            self._lane_pid = os.getpid()
+            self._base = base
+            self._base8 = base >> 3
+            self._slots8 = (base + LANE_CTL_SIZE) >> 3
+            self._data = base + self._data_rel
+            self._no_lane_at = None
+            self._recover()
+            if _FAILPOINT:
+                _failpoint(FAILPOINT_LANE_TAKEN)
+            return
+        self._no_lane_at = now
+        raise NoLane("every ring lane is taken by another producer process")
+
+    def _recover(self):
+        """Resume the lane from its shared control words (Go: Producer.recover).
+        Records the previous owner published (READY or later) after its last
+        head update are kept: they are complete, since READY is stored after
+        the payload and its CRC. A record still WRITING was never
+        acknowledged to anyone and is overwritten."""
+        u, u32 = self._u64, self._u32
+        b8 = self._base8
+        head, tail, dh, dt = u[b8 + 1], u[b8 + 2], u[b8 + 3], u[b8 + 4]
+        S, D = self._S, self._D
+        if head < tail or head - tail > S or dh < dt or dh - dt > D:
+            # Impossible unless the file was damaged: start the lane afresh
+            # after its last sequence, so stale slots can never match.
+            tail, dt = head, dh
+            if dh < dt:
+                dh = dt
+        mask = S - 1
+        while head - tail < S:
+            si = self._slots8 + (head & mask) * 4
+            w = u[si]
+            if w >> 32 != head & _M32 or (w >> 24) & 0xFF < STATE_READY:
+                break
+            end = u[si + 1] + u32[2 * si + 4]
+            if end > dh:
+                dh = end
+            head += 1
+        self._head, self._tail, self._dh, self._dt = head, tail, dh, dt
+        u32[self._base >> 2] = os.getpid()  # owner pid, informational
+        self._store_control()
+        self._dirty = False
+
+    def _store_control(self):
+        u, b8 = self._u64, self._base8
+        u[b8 + 3] = self._dh
+        u[b8 + 4] = self._dt
+        u[b8 + 2] = self._tail
+        u[b8 + 1] = self._head
+
+    def _reclaim(self):
+        """Advance the tail over records consumers have finished (Go: reclaim)."""
+        u, u32 = self._u64, self._u32
+        mask = self._S - 1
+        tail, head, dt = self._tail, self._head, self._dt
+        while tail < head:
+            si = self._slots8 + (tail & mask) * 4
+            w = u[si]
+            if w >> 32 != tail & _M32 or (w >> 24) & 0xFF != STATE_DONE:
+                break
+            dt = u[si + 1] + u32[2 * si + 4]
+            tail += 1
+        if tail == head:
+            dt = self._dh
+        if self._fence is not None and tail != self._tail:
+            # Weakly ordered CPUs: the consumers' reads of the reclaimed
+            # payloads (ordered before their DONE by their CAS) must not be
+            # overtaken by our coming writes into that space.
+            self._fence()
+        self._tail, self._dt = tail, dt
+        u[self._base8 + 4] = dt
+        u[self._base8 + 2] = tail
+
+    def _place(self, n):
+        """The data position for n payload bytes, or None (Go: place).
+        Payloads are contiguous; one that would cross the end of the data
+        area starts at the next lap instead, wasting the end."""
+        D = self._D
+        pos = self._dh
+        if pos % D + n > D:
+            pos += D - pos % D
+        if pos + n - self._dt > D:
+            return None
+        return pos
+
+    # -- the hot path --------------------------------------------------------
+
+    def push(self, payload):
+        """Publish one record; returns (lane, seq). Raises RingFull,
+        RecordTooLarge or NoLane (all Refused) when the ring cannot take it
+        now: the caller spills the task to a spool file. When push returns,
+        the record is in the shared mapping and survives the death of any
+        process (and, with sync, a power loss)."""
+        n = len(payload)
+        if n > self._max_record:
+            raise RecordTooLarge("record of %d bytes, the limit is %d" % (n, self._max_record))
+        crc = zlib.crc32(payload)
+        with self._lock:
+            if self.closed:
+                raise RingClosed("ring %s is closed" % self.path)
+            if self._lane is None or self._lane_pid != os.getpid():
+                # First push, or a forked child that inherited the parent's
+                # state (the parent's lock is not inherited): take our own.
+                self._lane = None
+                self._take_lane()
+            elif self._dirty:
+                # An exception (KeyboardInterrupt, say) left the last push
+                # half done: resume from the shared words, as a new owner
+                # would.
+                self._recover()
+            u, u32 = self._u64, self._u32
+            S = self._S
+            if self._head - self._tail >= S:
+                self._reclaim()
+                if self._head - self._tail >= S:
+                    raise RingFull("ring lane %d is full (%d records)" % (self._lane, S))
+            pos = self._place(n)
+            if pos is None:
+                self._reclaim()
+                pos = self._place(n)
+                if pos is None:
+                    raise RingFull("ring lane %d is full (%d payload bytes)" % (self._lane, self._D))
+            self._dirty = True  # cleared below, once the cached state is current again
+            if _FAILPOINT:
+                _failpoint(FAILPOINT_RESERVED)
+
+            seq = self._head
+            si = self._slots8 + (seq & (S - 1)) * 4  # u64 index of the slot
+            # 1. Mark the slot as being written in this lap. Consumers stop at it.
+            u[si] = slot_word(seq, STATE_WRITING, self._lane_pid)
+            if _FAILPOINT:
+                _failpoint(FAILPOINT_WRITING)
+
+            # 2. Copy the payload and its description. Nothing reads them
+            # before step 3.
+            d = self._data + pos % self._D
+            mm = self._mm
+            if _FAILPOINT:
+                half = n // 2
+                mm[d:d + half] = payload[:half]
+                _failpoint(FAILPOINT_PAYLOAD_HALF)
+                mm[d + half:d + n] = payload[half:]
+            else:
+                mm[d:d + n] = payload
+            u[si + 1] = pos
+            u32[2 * si + 4] = n
+            u32[2 * si + 5] = crc
+            u[si + 3] = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+            if _FAILPOINT:
+                _failpoint(FAILPOINT_PAYLOAD_WRITTEN)
+
+            # 3. Publish: ONE aligned 8-byte store of the slot word.
+            #
+            # Why it is one store: u is a ctypes c_uint64 array over the
+            # mapping (what c_uint64.from_buffer(mmap, off).value = word
+            # does for one element). Its item setter (L_set/Q_set in
+            # CPython's Modules/_ctypes/cfield.c) converts the int and copies
+            # the 8 bytes with a fixed-size memcpy, which compilers emit as
+            # a single 64-bit mov (objdump of CPython 3.11's _ctypes:
+            # `mov %rbx,(%r12)`); the slot is 8-aligned (the mapping is
+            # page-aligned, slots are 32 bytes apart from a 64-byte-aligned
+            # base), and aligned 8-byte stores are single-copy atomic on
+            # x86-64 and aarch64. No consumer ever sees half a word.
+            #
+            # Why the payload is visible first: x86-64 is TSO. Stores become
+            # visible to other CPUs in program order, so any consumer that
+            # loads READY (its CAS is a full barrier) then sees the payload,
+            # length, CRC and stamp stored above. A consumer that has not
+            # seen READY stops at the slot (WRITING or an older lap).
+            #
+            # On a weakly ordered CPU (aarch64, POWER, RISC-V) stores may
+            # become visible out of order, so the publish needs release
+            # semantics: a full barrier (dmb ish) before the store, or a
+            # store-release (stlr). _atomic provides that barrier as
+            # machine code; without it the ring is refused on such CPUs
+            # (UnsupportedError) and tasks go to spool files.
+            if self._fence is not None:
+                self._fence()
+            u[si] = slot_word(seq, STATE_READY, 0)
+            if _FAILPOINT:
+                _failpoint(FAILPOINT_PUBLISHED)
+
+            # 4. Tell the lane's next owner where we are.
+            self._head = seq + 1
+            self._dh = pos + n
+            u[self._base8 + 3] = self._dh
+            u[self._base8 + 1] = self._head
+            self._dirty = False
+            if _FAILPOINT:
+                _failpoint(FAILPOINT_HEAD_ADVANCED)
+
+            if self.sync:
+                mm.flush()
+            lane = self._lane
+            # Counter, then wake-up, as Go's Push. The atomic add is also a
+            # full barrier between the READY store above and the load of the
+            # sleepers count in _wake: see there.
+            ops = self._atomics
+            if ops is not None:
+                ops.add64(self._addr + OFF_SPOOLED, 1)
+            else:
+                u[OFF_SPOOLED >> 3] = (u[OFF_SPOOLED >> 3] + 1) & _M64
+            self._wake()
+        return lane, seq
+
+    def _wake(self):
+        """The producer's half of the sleep protocol (Go: Ring.wake).
+
+        A consumer about to sleep raises the sleepers count (atomic, a full
+        barrier), looks at the lanes once more, then sleeps on the wake seq
+        futex. A producer publishes, then loads the sleepers count, and
+        pays the FUTEX_WAKE syscall only when it is non-zero. For no
+        wake-up to be lost, the producer's load must not be ordered before
+        its publish: x86-64 lets a load pass an earlier store (store
+        buffering), so a full barrier must sit between them. The atomic
+        add of the spooled (or spilled / file seq) counter just before is
+        that barrier (lock xadd). Without the atomic helper there is no
+        barrier to be had, so the producer always bumps the wake seq and
+        calls FUTEX_WAKE (the kernel orders it: either the sleeper sees the
+        new wake seq or the waker sees the sleeper)."""
+        ops = self._atomics
+        if ops is not None:
+            if self._u32[OFF_SLEEPERS >> 2] == 0:
+                return
+            ops.add32(self._addr + OFF_WAKE_SEQ, 1)
+        else:
+            i = OFF_WAKE_SEQ >> 2
+            self._u32[i] = (self._u32[i] + 1) & _M32
+        _futex_wake(self._addr + OFF_WAKE_SEQ, 1)
+
+    # -- spills and counters -------------------------------------------------
+
+    def note_spill(self):
+        """A task went to a spool file instead of the ring: count it and make
+        the consumers rescan the directory now (Go: Ring.NoteSpill)."""
+        with self._lock:
+            if self.closed:
+                return
+            ops = self._atomics
+            if ops is not None:
+                ops.add64(self._addr + OFF_SPILLED, 1)
+            else:
+                i = OFF_SPILLED >> 3
+                self._u64[i] = (self._u64[i] + 1) & _M64
+            self._note_file_locked()
+
+    def note_file(self):
+        """A spool file appeared (a task with at or priority): consumers
+        rescan now instead of at their next periodic scan (Go: Ring.NoteFile)."""
+        with self._lock:
+            if not self.closed:
+                self._note_file_locked()
+
+    def _note_file_locked(self):
+        ops = self._atomics
+        if ops is not None:
+            ops.add32(self._addr + OFF_FILE_SEQ, 1)
+        else:
+            i = OFF_FILE_SEQ >> 2
+            self._u32[i] = (self._u32[i] + 1) & _M32
+        self._wake()
+
+    def progress(self):
+        """Changes whenever a consumer finishes a record (Go: Ring.Progress)."""
+        with self._lock:
+            if self.closed:
+                return 0
+            u = self._u64
+            return (u[OFF_DONE >> 3] + u[OFF_RETRIED >> 3] + u[OFF_IGNORED >> 3] + u[OFF_CORRUPT >> 3]) & _M64
+
+    def counters(self):
+        """The header's live counters, as a dict (for tests and tools)."""
+        with self._lock:
+            if self.closed:
+                return {}
+            u, u32 = self._u64, self._u32
+            return {
+                "spooled": u[OFF_SPOOLED >> 3], "spilled": u[OFF_SPILLED >> 3],
+                "file_seq": u32[OFF_FILE_SEQ >> 2], "done": u[OFF_DONE >> 3],
+                "retried": u[OFF_RETRIED >> 3], "failed": u[OFF_FAILED >> 3],
+                "ignored": u[OFF_IGNORED >> 3], "corrupt": u[OFF_CORRUPT >> 3],
+                "in_flight": u[OFF_IN_FLIGHT >> 3], "dead": u[OFF_DEAD >> 3],
+                "wake_seq": u32[OFF_WAKE_SEQ >> 2], "sleepers": u32[OFF_SLEEPERS >> 2],
+            }
+
+    @property
+    def lane(self):
+        """The lane this process owns, or None."""
+        if self._lane is not None and self._lane_pid == os.getpid():
+            return self._lane
+        return None
+
+    def has_live_consumer(self):
+        """Whether some process holds a consumer entry, i.e. a gospool
+        spooler serves the ring (Go: Ring.HasLiveConsumer). F_GETLK reports
+        the OFD locks of consumers as conflicts with our would-be lock."""
+        for i in range(self.geometry.consumers):
+            req = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, CONSUMER_BASE + i * CONSUMER_SIZE, 1, 0)
+            try:
+                res = fcntl.fcntl(self._fd, fcntl.F_GETLK, req)
+            except OSError:
+                return True  # when in doubt, alive
+            if _FLOCK.unpack(res)[0] != fcntl.F_UNLCK:
+                return True
+        return False
+
+    # -- closing -------------------------------------------------------------
+
+    def release_lane(self):
+        """Give the lane back (Go: Producer.Close). Records already pushed
+        stay in the ring."""
+        with self._lock:
+            self._release_lane_locked()
+
+    def _release_lane_locked(self):
+        if self._lane is None or self._lane_pid != os.getpid() or self.closed:
+            self._lane = None
+            return
+        self._u32[self._base >> 2] = 0
+        try:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, self._base, os.SEEK_SET)
+        finally:
+            self._lane = None
+
+    def close(self):
+        """Release the lane and unmap the ring."""
+        with self._lock:
+            if self.closed:
+                return
+            self._release_lane_locked()
+            self.closed = True
+            del self._u64, self._u32
+            try:
+                self._mm.close()
+            except BufferError:
+                pass  # a frame still holds a view; unmapped when it goes
+            os.close(self._fd)
+
+    def _after_fork_child(self):
+        # The parent's lane lock is not ours; the lock object may have been
+        # held by a parent thread at the fork.
+        self._lock = threading.Lock()
+        self._lane = None
+        self._no_lane_at = None
+
+
+def _tso():
+    return platform.machine().lower() in ("x86_64", "amd64", "i686", "i386")
+
+
+def _after_fork_child():
+    for r in list(_rings):
+        r._after_fork_child()
+    global _registry_lock
+    _registry_lock = threading.Lock()
+
+
+def _at_exit():
+    for r in list(_rings):
+        try:
+            r.release_lane()
+        except Exception:
+            pass
+
+
+os.register_at_fork(after_in_child=_after_fork_child)
+atexit.register(_at_exit)
