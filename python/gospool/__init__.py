@@ -134,14 +134,36 @@ def _as_bytes(v):
     return bytes(it)
 
 
+def _convert_pair(k, v):
+    """The slow path of a pair whose key or value is not exactly bytes:
+    uWSGI's type rules. Returns (key, value) as bytes."""
+    if type(k) is not bytes:
+        if not isinstance(k, bytes):
+            if isinstance(k, str):
+                raise _only_bytes("key %r is str; uWSGI on Python 3 wants bytes keys (b%r)" % (k, k))
+            raise _only_bytes("key %r is %s; keys must be bytes" % (k, type(k).__name__))
+        k = memoryview(k).tobytes()  # a bytes subclass: its bytes, as uWSGI reads them
+    if type(v) is not bytes:
+        if isinstance(v, bytes):
+            v = memoryview(v).tobytes()
+        else:
+            try:
+                v = _as_bytes(v)
+            except Exception as e:  # as uWSGI: any failure of the conversion
+                raise _only_bytes("the value of %r is %s, which does not convert to bytes "
+                                  "(bytes, bytearray, memoryview do; str and int do not)"
+                                  % (k, type(v).__name__), e) from e
+    return k, v
+
+
 def _task_from_args(args, kwargs):
-    """uWSGI's argument rules: returns (pairs, body)."""
+    """uWSGI's argument rules: the dict to spool, and its body (bytes or None)."""
     if args:
         d = args[0]
         if not isinstance(d, dict):
             raise ValueError(_NOT_A_DICT)
     elif kwargs:
-        d = kwargs  # str keys: fails below, as in uWSGI on Python 3
+        d = kwargs  # str keys: refused later, as in uWSGI on Python 3
     else:
         raise ValueError(_NOT_A_DICT)
     # b"body" with a bytes value is the task's body, not a pair.
@@ -150,31 +172,7 @@ def _task_from_args(args, kwargs):
         body = None
     elif type(body) is not bytes:
         body = memoryview(body).tobytes()
-    pairs = []
-    append = pairs.append
-    for k, v in dict.items(d):
-        if type(k) is not bytes:
-            if not isinstance(k, bytes):
-                if isinstance(k, str):
-                    raise _only_bytes("key %r is str; uWSGI on Python 3 wants bytes keys (b%r)" % (k, k))
-                raise _only_bytes("key %r is %s; keys must be bytes" % (k, type(k).__name__))
-            k = memoryview(k).tobytes()
-        if type(v) is not bytes:
-            if body is not None and k == _BODY:
-                continue
-            if isinstance(v, bytes):
-                v = memoryview(v).tobytes()
-            else:
-                try:
-                    v = _as_bytes(v)
-                except Exception as e:  # as uWSGI: any failure of the conversion
-                    raise _only_bytes("the value of %r is %s, which does not convert to bytes "
-                                      "(bytes, bytearray, memoryview do; str and int do not)"
-                                      % (k, type(v).__name__), e) from e
-        elif body is not None and k == _BODY:
-            continue
-        append((k, v))
-    return pairs, body
+    return d, body
 
 
 class _Dir:
@@ -406,9 +404,23 @@ def spool(*args, **kwargs):
     callable must be a dictionary", "spooler callable dictionary must
     contains only bytes", "unable to spool job" (with a note that says why).
     """
-    pairs, body = _task_from_args(args, kwargs)
+    d, body = _task_from_args(args, kwargs)
+    pairs = []
+    append = pairs.append
     target = priority = at = None
-    for k, v in pairs:
+    total = 0
+    big = False
+    # One pass: uWSGI's type rules, the special keys, the sizes.
+    for k, v in dict.items(d):
+        if type(k) is not bytes or type(v) is not bytes:
+            k, v = _convert_pair(k, v)
+        if body is not None and k == _BODY:
+            continue
+        lk = len(k)
+        lv = len(v)
+        if lk > 0xFFFF or lv > 0xFFFF or not lk:
+            big = True
+        total += lk + lv + 4
         if k in _SPECIAL:
             if k == _SPOOLER:
                 target = v
@@ -416,16 +428,18 @@ def spool(*args, **kwargs):
                 priority = v
             else:
                 at = v
+        append((k, v))
     c = _config or _current()
     if target is None:
-        d = c.dirs[0]
+        sd = c.dirs[0]
     else:
-        d = c.find(target)
-        if d is None:
+        sd = c.find(target)
+        if sd is None:
             raise _unable("no known spool directory matches spooler=%r (known: %s)"
                           % (target, ", ".join(x.real for x in c.dirs)))
     try:
-        _spoolfile.check_limits(pairs)
+        if big or total > 0xFFFF:
+            _spoolfile.check_limits(pairs)
         if priority is not None:
             priority = _spoolfile.check_priority(priority)
         at_ns = None if at is None else _spoolfile.parse_at(at)
@@ -435,7 +449,7 @@ def spool(*args, **kwargs):
         raise _unable(str(e), e) from e
     if not body:
         body = None
-    return d.spool(pairs, body, priority, at_ns)
+    return sd.spool(pairs, body, priority, at_ns)
 
 
 send_to_spooler = spool

@@ -94,20 +94,17 @@ def encode_record(pairs, body=None):
     """
     n = len(pairs)
     parts = [b"\x93\x01", _FIXARRAY[2 * n] if n < 8 else array_header(2 * n)]
-    append = parts.append
     for k, v in pairs:
         lk = len(k)
-        append(_BIN8[lk] if lk < 256 else bin_header(lk))
-        append(k)
         lv = len(v)
-        append(_BIN8[lv] if lv < 256 else bin_header(lv))
-        append(v)
+        if lk < 256 and lv < 256:
+            parts += (_BIN8[lk], k, _BIN8[lv], v)
+        else:
+            parts += (bin_header(lk), k, bin_header(lv), v)
     if body is None:
-        append(_NIL)
+        parts.append(_NIL)
     else:
-        lb = len(body)
-        append(_BIN8[lb] if lb < 256 else bin_header(lb))
-        append(body)
+        parts += (bin_header(len(body)), body)
     return b"".join(parts)
 
 

@@ -125,6 +125,12 @@ STATE_DONE = 4
 
 _M32 = 0xFFFFFFFF
 _M64 = 0xFFFFFFFFFFFFFFFF
+_READY_BITS = STATE_READY << 24
+_SLEEPERS_U32 = OFF_SLEEPERS >> 2
+_SPOOLED_U64 = OFF_SPOOLED >> 3
+_crc32 = zlib.crc32
+_clock_ns = time.clock_gettime_ns
+_MONOTONIC = time.CLOCK_MONOTONIC
 
 FAILPOINT_LANE_TAKEN = "ring-producer-lane-taken"
 FAILPOINT_RESERVED = "ring-producer-reserved"
@@ -341,6 +347,38 @@ def create_file(path, g):
         os.unlink(tmp)
 
 
+# Fork detection without a system call (os.getpid() is one, 1 us on a VM
+# with the usual mitigations, as long as the rest of a push): a private
+# page marked MADV_WIPEONFORK (Linux 4.14+) reads as zeros in a forked
+# child, whoever forked it (os.fork, or uWSGI's fork() in C, which runs no
+# Python hooks). It holds a random token per process; a lane taken under
+# another token belongs to an ancestor. Where madvise refuses, the pid is
+# the token.
+_MADV_WIPEONFORK = 18
+try:
+    _fork_page = mmap.mmap(-1, mmap.PAGESIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    _fork_page.madvise(_MADV_WIPEONFORK)
+    _FORK_WORDS = memoryview(_fork_page).cast("Q")
+except (OSError, ValueError, AttributeError):
+    _FORK_WORDS = None
+_token_lock = threading.Lock()
+
+
+def _process_token():
+    """A value that is the same all along this process and differs in
+    every process it forks."""
+    w = _FORK_WORDS
+    if w is None:
+        return os.getpid()
+    t = w[0]
+    if t == 0:
+        with _token_lock:
+            t = w[0]
+            if t == 0:
+                t = w[0] = int.from_bytes(os.urandom(8), "little") | 1
+    return t
+
+
 _FLOCK = struct.Struct("hhqqi4x")  # struct flock on LP64 Linux (x86-64, aarch64)
 _rings = weakref.WeakSet()
 _registry = {}  # (st_dev, st_ino) -> Ring
@@ -406,6 +444,7 @@ class Ring:
         self.closed = False
         self._lane = None
         self._lane_pid = 0
+        self._token = None
         self._no_lane_at = None
         self._dirty = False
         _rings.add(self)
@@ -431,6 +470,8 @@ class Ring:
                 raise NoLane("ring %s: locking lane %d: %s" % (self.path, lane, e)) from e
             self._lane = lane
             self._lane_pid = os.getpid()
+            self._writing_bits = STATE_WRITING << 24 | self._lane_pid & 0xFFFFFF
+            self._token = _process_token()
             self._base = base
             self._base8 = base >> 3
             self._slots8 = (base + LANE_CTL_SIZE) >> 3
@@ -504,18 +545,6 @@ class Ring:
         u[self._base8 + 4] = dt
         u[self._base8 + 2] = tail
 
-    def _place(self, n):
-        """The data position for n payload bytes, or None (Go: place).
-        Payloads are contiguous; one that would cross the end of the data
-        area starts at the next lap instead, wasting the end."""
-        D = self._D
-        pos = self._dh
-        if pos % D + n > D:
-            pos += D - pos % D
-        if pos + n - self._dt > D:
-            return None
-        return pos
-
     # -- the hot path --------------------------------------------------------
 
     def push(self, payload):
@@ -523,15 +552,20 @@ class Ring:
         RecordTooLarge or NoLane (all Refused) when the ring cannot take it
         now: the caller spills the task to a spool file. When push returns,
         the record is in the shared mapping and survives the death of any
-        process (and, with sync, a power loss)."""
+        process (and, with sync, a power loss).
+
+        This is the hot path: Go's Producer.Push step for step, with
+        place() and the wake-up check inlined and attributes read once
+        (each costs as much as an 8-byte store into the mapping)."""
         n = len(payload)
         if n > self._max_record:
             raise RecordTooLarge("record of %d bytes, the limit is %d" % (n, self._max_record))
-        crc = zlib.crc32(payload)
+        crc = _crc32(payload)
         with self._lock:
             if self.closed:
                 raise RingClosed("ring %s is closed" % self.path)
-            if self._lane is None or self._lane_pid != os.getpid():
+            fw = _FORK_WORDS
+            if self._lane is None or (fw[0] if fw is not None else os.getpid()) != self._token:
                 # First push, or a forked child that inherited the parent's
                 # state (the parent's lock is not inherited): take our own.
                 self._lane = None
@@ -541,100 +575,115 @@ class Ring:
                 # half done: resume from the shared words, as a new owner
                 # would.
                 self._recover()
-            u, u32 = self._u64, self._u32
             S = self._S
-            if self._head - self._tail >= S:
+            D = self._D
+            head = self._head
+            if head - self._tail >= S:
                 self._reclaim()
-                if self._head - self._tail >= S:
+                if head - self._tail >= S:
                     raise RingFull("ring lane %d is full (%d records)" % (self._lane, S))
-            pos = self._place(n)
-            if pos is None:
+            # place(): payloads are contiguous; one that would cross the end
+            # of the data area starts at the next lap, wasting the end.
+            pos = self._dh
+            off = pos & (D - 1)
+            if off + n > D:
+                pos += D - off
+                off = 0
+            if pos + n - self._dt > D:
                 self._reclaim()
-                pos = self._place(n)
-                if pos is None:
-                    raise RingFull("ring lane %d is full (%d payload bytes)" % (self._lane, self._D))
+                pos = self._dh
+                off = pos & (D - 1)
+                if off + n > D:
+                    pos += D - off
+                    off = 0
+                if pos + n - self._dt > D:
+                    raise RingFull("ring lane %d is full (%d payload bytes)" % (self._lane, D))
             self._dirty = True  # cleared below, once the cached state is current again
             if _FAILPOINT:
                 _failpoint(FAILPOINT_RESERVED)
 
-            seq = self._head
-            si = self._slots8 + (seq & (S - 1)) * 4  # u64 index of the slot
+            u = self._u64
+            u32 = self._u32
+            si = self._slots8 + ((head & (S - 1)) << 2)  # u64 index of the slot
+            seqbits = (head & _M32) << 32
             # 1. Mark the slot as being written in this lap. Consumers stop at it.
-            u[si] = slot_word(seq, STATE_WRITING, self._lane_pid)
+            u[si] = seqbits | self._writing_bits
             if _FAILPOINT:
                 _failpoint(FAILPOINT_WRITING)
 
             # 2. Copy the payload and its description. Nothing reads them
             # before step 3.
-            d = self._data + pos % self._D
-            mm = self._mm
+            d = self._data + off
             if _FAILPOINT:
                 half = n // 2
-                mm[d:d + half] = payload[:half]
+                self._mm[d:d + half] = payload[:half]
                 _failpoint(FAILPOINT_PAYLOAD_HALF)
-                mm[d + half:d + n] = payload[half:]
+                self._mm[d + half:d + n] = payload[half:]
             else:
-                mm[d:d + n] = payload
+                self._mm[d:d + n] = payload
             u[si + 1] = pos
             u32[2 * si + 4] = n
             u32[2 * si + 5] = crc
-            u[si + 3] = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+            u[si + 3] = _clock_ns(_MONOTONIC)
             if _FAILPOINT:
                 _failpoint(FAILPOINT_PAYLOAD_WRITTEN)
 
             # 3. Publish: ONE aligned 8-byte store of the slot word.
             #
             # Why it is one store: u is a ctypes c_uint64 array over the
-            # mapping (what c_uint64.from_buffer(mmap, off).value = word
-            # does for one element). Its item setter (L_set/Q_set in
-            # CPython's Modules/_ctypes/cfield.c) converts the int and copies
-            # the 8 bytes with a fixed-size memcpy, which compilers emit as
-            # a single 64-bit mov (objdump of CPython 3.11's _ctypes:
-            # `mov %rbx,(%r12)`); the slot is 8-aligned (the mapping is
-            # page-aligned, slots are 32 bytes apart from a 64-byte-aligned
+            # mapping, u[i] = w is what c_uint64.from_buffer(mmap, 8*i).value
+            # = w does. The setter (L_set in CPython's
+            # Modules/_ctypes/cfield.c) converts the int and copies its 8
+            # bytes with a fixed-size memcpy, which C compilers emit as a
+            # single 64-bit mov (objdump of CPython 3.11's _ctypes: `mov
+            # %rbx,(%r12)`). The slot is 8-aligned (the mapping is
+            # page-aligned; slots are 32 bytes apart from a 64-aligned
             # base), and aligned 8-byte stores are single-copy atomic on
-            # x86-64 and aarch64. No consumer ever sees half a word.
+            # x86-64 and aarch64: no consumer ever sees half a word.
             #
             # Why the payload is visible first: x86-64 is TSO. Stores become
-            # visible to other CPUs in program order, so any consumer that
-            # loads READY (its CAS is a full barrier) then sees the payload,
-            # length, CRC and stamp stored above. A consumer that has not
-            # seen READY stops at the slot (WRITING or an older lap).
+            # visible to other CPUs in program order, so a consumer that
+            # loads READY (with its CAS, a full barrier) also sees the
+            # payload, length, CRC and stamp stored above. One that has not
+            # seen READY stops at the slot (WRITING, or an older lap).
             #
-            # On a weakly ordered CPU (aarch64, POWER, RISC-V) stores may
-            # become visible out of order, so the publish needs release
-            # semantics: a full barrier (dmb ish) before the store, or a
-            # store-release (stlr). _atomic provides that barrier as
-            # machine code; without it the ring is refused on such CPUs
-            # (UnsupportedError) and tasks go to spool files.
+            # A weakly ordered CPU (aarch64, POWER, RISC-V) may make stores
+            # visible out of order: the publish then needs release
+            # semantics, a full barrier (dmb ish) before the store or a
+            # store-release (stlr). _atomic provides that barrier as machine
+            # code and self._fence calls it on such CPUs; without it the ring
+            # is refused there (UnsupportedError) and tasks go to files.
             if self._fence is not None:
                 self._fence()
-            u[si] = slot_word(seq, STATE_READY, 0)
+            u[si] = seqbits | _READY_BITS
             if _FAILPOINT:
                 _failpoint(FAILPOINT_PUBLISHED)
 
             # 4. Tell the lane's next owner where we are.
-            self._head = seq + 1
-            self._dh = pos + n
-            u[self._base8 + 3] = self._dh
-            u[self._base8 + 1] = self._head
+            self._head = head + 1
+            self._dh = dh = pos + n
+            b8 = self._base8
+            u[b8 + 3] = dh
+            u[b8 + 1] = head + 1
             self._dirty = False
             if _FAILPOINT:
                 _failpoint(FAILPOINT_HEAD_ADVANCED)
 
             if self.sync:
-                mm.flush()
-            lane = self._lane
-            # Counter, then wake-up, as Go's Push. The atomic add is also a
-            # full barrier between the READY store above and the load of the
-            # sleepers count in _wake: see there.
+                self._mm.flush()
+            # Counter, then wake-up, as Go's Push. The atomic add is also
+            # the full barrier between the READY store above and the load of
+            # the sleepers count: see _wake.
             ops = self._atomics
             if ops is not None:
                 ops.add64(self._addr + OFF_SPOOLED, 1)
+                if u32[_SLEEPERS_U32]:
+                    self._wake()
             else:
-                u[OFF_SPOOLED >> 3] = (u[OFF_SPOOLED >> 3] + 1) & _M64
-            self._wake()
-        return lane, seq
+                u[_SPOOLED_U64] = (u[_SPOOLED_U64] + 1) & _M64
+                self._wake()
+            lane = self._lane
+        return lane, head
 
     def _wake(self):
         """The producer's half of the sleep protocol (Go: Ring.wake).
@@ -719,7 +768,7 @@ class Ring:
     @property
     def lane(self):
         """The lane this process owns, or None."""
-        if self._lane is not None and self._lane_pid == os.getpid():
+        if self._lane is not None and _process_token() == self._token:
             return self._lane
         return None
 
@@ -746,7 +795,7 @@ class Ring:
             self._release_lane_locked()
 
     def _release_lane_locked(self):
-        if self._lane is None or self._lane_pid != os.getpid() or self.closed:
+        if self._lane is None or _process_token() != self._token or self.closed:
             self._lane = None
             return
         self._u32[self._base >> 2] = 0
