@@ -45,6 +45,11 @@ Better than uWSGI, where it breaks nobody:
 - the caller's dict is never modified (uWSGI deletes ``b"body"`` from it);
 - an empty ``b"body"`` is no body (uWSGI writes none either).
 
+One difference cannot be helped: uWSGI's C function tells ``spool(**{})``
+(it spools an empty task) from ``spool()`` (an error); a Python function
+cannot, and raises for both. tests/test_uwsgi.py runs every other argument
+rule against the real ``uwsgi.spool`` of uWSGI 2.0.21.
+
 Thread-safe: threads of a process share one ring lane under a lock. Fork-
 safe: a child never writes into its parent's lane, it takes its own.
 """
