@@ -4,11 +4,15 @@ installs them so that a task module written for uWSGI's spooler imports and
 runs unchanged, and a program outside uWSGI can spool with the decorators.
 
     make_modules(spooler=False, dirs=None) -> (uwsgi, uwsgidecorators)
-        new module objects, not installed anywhere;
-    install_modules(spooler=False, dirs=None, replace=False)
-        puts them into sys.modules as "uwsgi" and "uwsgidecorators" (a real
-        uWSGI module already there is kept unless replace=True) and returns
-        the pair in sys.modules.
+        new module objects, not installed anywhere (making the second one
+        sets the first one's ``spooler``, as importing uwsgidecorators does);
+    install_modules(spooler=False, dirs=None, replace=False) -> uwsgi
+        puts a new ``uwsgi`` module into sys.modules and makes
+        ``uwsgidecorators`` importable: as in uWSGI, importing it (the first
+        time) sets ``uwsgi.spooler``, so the last of ``import
+        uwsgidecorators`` and ``uwsgi.spooler = f`` wins. A ``uwsgi`` module
+        that is not ours (the real one, inside uWSGI) is left alone, and
+        returned, unless replace=True.
 
 ``dirs`` are the spool directories (``uwsgi.spoolers``, ``uwsgi.opt['spooler']``);
 by default GOSPOOL_SPOOLER_DIRS (colon-separated), else GOSPOOL_SPOOLER_DIR.
@@ -77,6 +81,8 @@ attempt)`` (attempt 1 is the first run), or None outside a task.
 """
 
 import collections
+import importlib.abc
+import importlib.util
 import os
 import pickle
 import struct
@@ -176,19 +182,43 @@ def make_modules(spooler=False, dirs=None):
 
 
 def install_modules(spooler=False, dirs=None, replace=False):
-    """Put compat ``uwsgi`` and ``uwsgidecorators`` into sys.modules and
-    return the (uwsgi, uwsgidecorators) pair that is there afterwards.
+    """Put a compat ``uwsgi`` module into sys.modules, make compat
+    ``uwsgidecorators`` importable, and return the ``uwsgi`` module.
 
     A ``uwsgi`` module that is not ours (the real one, inside uWSGI) is left
-    alone unless replace is true; so is its ``uwsgidecorators``.
+    alone, and returned, unless replace is true.
     """
     cur = sys.modules.get("uwsgi")
     if cur is not None and not getattr(cur, "__gospool_compat__", False) and not replace:
-        return cur, sys.modules.get("uwsgidecorators")
-    uwsgi, ud = make_modules(spooler=spooler, dirs=dirs)
+        return cur
+    if dirs is None:
+        dirs = _default_dirs()
+    uwsgi = _make_uwsgi(bool(spooler), tuple(_fsencode(d) for d in dirs))
     sys.modules["uwsgi"] = uwsgi
-    sys.modules["uwsgidecorators"] = ud
-    return uwsgi, ud
+    sys.modules.pop("uwsgidecorators", None)
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _DecoratorsFinder)]
+    sys.meta_path.insert(0, _DecoratorsFinder(uwsgi))
+    return uwsgi
+
+
+class _DecoratorsFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Makes ``import uwsgidecorators`` build the compat module for the
+    installed compat ``uwsgi``, at import time, as uWSGI's module has its
+    side effects when imported."""
+
+    def __init__(self, uwsgi):
+        self.uwsgi = uwsgi
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "uwsgidecorators" or sys.modules.get("uwsgi") is not self.uwsgi:
+            return None
+        return importlib.util.spec_from_loader(fullname, self, origin="gospool.compat")
+
+    def create_module(self, spec):
+        return _make_uwsgidecorators(self.uwsgi)
+
+    def exec_module(self, module):
+        pass
 
 
 # ---------------------------------------------------------------- uwsgi

@@ -306,7 +306,7 @@ def main(argv=None):
 
     from gospool import compat
 
-    uwsgi, _ = compat.install_modules(spooler=True, replace=True)
+    uwsgi = compat.install_modules(spooler=True, replace=True)
     for spec in args.imports:
         try:
             import_module(spec)
