@@ -710,7 +710,9 @@ func TestWithSpooler(t *testing.T) {
 	for _, r := range tp.records(t) {
 		names = append(names, r.str("task"))
 	}
-	if !slices.ContainsFunc(names, func(n string) bool { return strings.Contains(n, ".retry") || strings.HasPrefix(n, "uwsgi_spoolfile_on_") }) {
+	if !slices.ContainsFunc(names, func(n string) bool {
+		return strings.Contains(n, ".retry") || strings.HasPrefix(n, "uwsgi_spoolfile_on_")
+	}) {
 		t.Errorf("task names %v", names)
 	}
 }
