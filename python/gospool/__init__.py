@@ -519,7 +519,9 @@ def install(dirs=None):
     Outside uWSGI: puts gospool's stand-in ``uwsgi`` and ``uwsgidecorators``
     modules in sys.modules (gospool.compat.install_modules()), so that code
     written for uWSGI imports and spools unchanged; dirs, when given, are
-    passed to configure().
+    passed to configure() and become the stand-in's ``uwsgi.spoolers``. When
+    the stand-in is installed already (in gospool's Python runner, say) it
+    is left as it is.
     """
     uwsgi = sys.modules.get("uwsgi")
     if uwsgi is None:
@@ -537,11 +539,16 @@ def install(dirs=None):
         uwsgi.spool = spool
         uwsgi.send_to_spooler = send_to_spooler
         return
+    if dirs is not None:
+        configure(dirs)
+    if uwsgi is not None and getattr(uwsgi, "__gospool_compat__", False):
+        return  # gospool's stand-in already: its spool() is gospool.spool
     try:
         from . import compat
     except ImportError as e:
         raise ImportError("gospool.install(): not running under uWSGI, and gospool.compat (the stand-in "
                           "uwsgi and uwsgidecorators modules) cannot be imported: %s" % e) from e
-    compat.install_modules()
-    if dirs is not None:
-        configure(dirs)
+    if dirs is None:
+        compat.install_modules()
+    else:
+        compat.install_modules(dirs=[os.fsencode(d) for d in spoolers()])
