@@ -252,7 +252,7 @@ func TestHelp(t *testing.T) {
 	r = gospool(t, "run", "--help")
 	for _, flag := range []string{"--spooler DIR", "--spooler-exec CMD", "--spooler-frequency S", "--spooler-max-tasks N",
 		"--spooler-busy-poll", "--spooler-processes K", "--spooler-harakiri S", "--ini FILE", "--workers N",
-		"--worker-cmd CMD", "--spooler-import MODULE", "--spooler-ordered", "--socket ADDR", "--stats ADDR"} {
+		"--worker-cmd CMD", "--spooler-import MODULE", "--spooler-python PATH", "--spooler-ordered", "--socket ADDR", "--stats ADDR"} {
 		if !strings.Contains(r.stdout, "\n  "+flag+"\n") {
 			t.Errorf("gospool run --help does not list %s", flag)
 		}
@@ -296,7 +296,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"stats", "--spooler", dir, "extra"}, `unexpected argument "extra"`},
 		{[]string{"stats", "--spooler", dir, "--json=maybe"}, "--json"},
 		{[]string{"run"}, "missing --spooler DIR"},
-		{[]string{"run", "--spooler", dir}, "nothing to run the tasks: give --spooler-exec CMD"},
+		{[]string{"run", "--spooler", dir}, "nothing to run the tasks: give --spooler-exec CMD or --spooler-import MODULE"},
+		{run("--spooler-import", "app.tasks"), "--spooler-exec and --spooler-import: give one of them, not both"},
+		{[]string{"run", "--spooler", dir, "--spooler-import", ""}, "--spooler-import is empty"},
 		{run("--spooler", ""), "--spooler is empty"},
 		{run("--spooler-max-retries", "-1"), "--spooler-max-retries"},
 		{run("--workers", "2"), "give --worker-cmd CMD"},
@@ -320,7 +322,6 @@ func TestUsageErrors(t *testing.T) {
 		{run("--ini", filepath.Join(dir, "missing.ini")), "--ini"},
 	}
 	for _, notYet := range []struct{ flag, value string }{
-		{"spooler-import", "app.tasks"},
 		{"stats", ":9191"},
 	} {
 		args := run("--" + notYet.flag)

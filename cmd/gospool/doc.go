@@ -47,10 +47,19 @@
 // Exit status 0 means done (uWSGI's SPOOL_OK); anything else means run it
 // again later (SPOOL_RETRY).
 //
+// With --spooler-import MODULE instead of --spooler-exec, the tasks run
+// Python task functions written for uWSGI's spooler, unchanged: Python
+// runner processes (package python; one per concurrency slot, reused) import
+// the modules with gospool's stand-in uwsgi and uwsgidecorators modules and
+// call uwsgi.spooler(env) per task, with uWSGI's result codes. A task that
+// raises, or whose runner dies, is retried.
+//
 // Flags:
 //
 //	--spooler DIR                a spool directory (repeat for several)
-//	--spooler-exec CMD           the command run per task (required)
+//	--spooler-exec CMD           the command run per task (this or --spooler-import)
+//	--spooler-import MODULE      a Python task module (repeatable; a name or a .py path)
+//	--spooler-python PATH        the interpreter of --spooler-import (default python3)
 //	--spooler-processes K        spooler processes per DIR (default 1)
 //	--spooler-frequency S        scan DIR every S seconds (default 30; 0: never)
 //	--spooler-max-tasks N        recycle a spooler process after N tasks (0: never)
@@ -75,7 +84,7 @@
 // GOSPOOL_* variables; the contract is in package worker (env.go).
 //
 // --ini FILE reads a uWSGI ini file ([uwsgi], or FILE:SECTION), as uWSGI
-// 2.0.21 reads it (magic variables, $(ENV), includes): spooler,
+// 2.0.21 reads it (magic variables, $(ENV), includes): spooler, spooler-import,
 // spooler-processes, spooler-frequency, spooler-ordered, spooler-quiet,
 // spooler-max-tasks, spooler-harakiri, buffer-size, processes/workers (with
 // --worker-cmd), socket and http-socket (as --listen), harakiri,
@@ -83,8 +92,8 @@
 // given on the command line win; every other option is reported once as
 // not used; a bad value is an error naming the file, line and option.
 //
-// --spooler-import and --stats belong to the command line contract but are
-// not supported yet: giving one exits with status 2.
+// --stats belongs to the command line contract but is not supported yet:
+// giving it exits with status 2.
 //
 // Signals to the master: SIGHUP reloads gracefully (new children start,
 // the old ones finish their requests and tasks, the listeners never

@@ -7,17 +7,21 @@ import (
 	"log"
 	"math"
 	"os"
+	"os/exec"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/gospool/gospool/master"
 	"github.com/gospool/gospool/master/ini"
+	"github.com/gospool/gospool/python"
 	"github.com/gospool/gospool/spooler"
 	"github.com/gospool/gospool/spooler/remote"
 	"github.com/gospool/gospool/spooler/task"
 )
 
-const runSynopsis = `gospool run --spooler DIR... --spooler-exec CMD [--spooler-processes K]
+const runSynopsis = `gospool run --spooler DIR... (--spooler-exec CMD | --spooler-import MODULE...)
+                   [--spooler-python PATH] [--spooler-processes K]
                    [--workers N --worker-cmd CMD [--listen ADDR]...]
                    [--harakiri S] [--max-requests N] [--reload-mercy S]
                    [--spooler-frequency S] [--spooler-max-tasks N]
@@ -49,6 +53,16 @@ later (SPOOL_RETRY), after --spooler-retry-delay, doubling on each attempt
 up to --spooler-retry-max-delay. Its standard output and error are the
 spooler's.
 
+Or the tasks run Python task functions written for uWSGI's spooler:
+--spooler-import MODULE (repeatable; a module name, or a .py path) is
+imported, unchanged, by Python runner processes (--spooler-python, default
+python3; one per --spooler-concurrency slot, reused from task to task) in
+which the modules uwsgi and uwsgidecorators are gospool's stand-ins:
+@spool, @spoolforever, @spoolraw and uwsgi.spooler = f work as under
+uWSGI, with uWSGI's return codes. A task that raises, or a runner that
+dies, is retried; tracebacks and prints go to the spooler's log. Exactly
+one of --spooler-exec and --spooler-import is needed.
+
 Workers: --worker-cmd CMD runs as /bin/sh -c "exec CMD", N copies, each
 with the listening sockets of --listen at file descriptors 5 and up and
 GOSPOOL_* variables saying where the spool directories and their rings
@@ -68,21 +82,24 @@ killed.
 master; it is not the workers' socket (that is --listen).
 
 --ini FILE reads a uWSGI ini file's [uwsgi] section (FILE:SECTION for
-another): spooler, spooler-processes, spooler-frequency, spooler-ordered,
-spooler-quiet, spooler-max-tasks, spooler-harakiri, processes/workers,
-harakiri, max-requests, reload-mercy, socket and http-socket (as --listen),
+another): spooler, spooler-import (unless --spooler-exec is given),
+spooler-processes, spooler-frequency, spooler-ordered, spooler-quiet,
+spooler-max-tasks, spooler-harakiri, processes/workers, harakiri,
+max-requests, reload-mercy, socket and http-socket (as --listen),
 buffer-size, master and die-on-term (always on here). Flags win. Any other
 option is warned about once.
 
-Not supported yet (they exit with status 2): --spooler-import, --stats.`
+Not supported yet (it exits with status 2): --stats.`
 
 // notYet are contract flags of `gospool run` that this release refuses.
-var notYet = []string{"spooler-import", "stats"}
+var notYet = []string{"stats"}
 
 // runOptions are what the command line and the ini file say.
 type runOptions struct {
 	dirs, listen    listValue
 	execCmd         string
+	imports         listValue // --spooler-import: Python modules
+	python          string    // --spooler-python
 	workerCmd       string
 	workers         int
 	processes       int
@@ -98,7 +115,6 @@ type runOptions struct {
 func cmdRun(ctx context.Context, a *app, args []string) error {
 	flags := newFlagSet("run", runSynopsis, runHelp)
 	var o runOptions
-	var imports listValue
 	flags.Var(&o.dirs, "spooler", "serve the spool directory `DIR` (created when missing; repeat for several)")
 	flags.StringVar(&o.execCmd, "spooler-exec", "", "the shell `CMD` run once per task, the task as JSON on its stdin")
 	o.cfg.Frequency = 30 * time.Second
@@ -120,7 +136,8 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	flags.Var(secondsValue{&o.harakiri}, "harakiri", "kill a worker busy on one request for more than `S` seconds (workers that report their requests)")
 	flags.Var(intValue{&o.maxRequests, 0}, "max-requests", "recycle a worker after `N` requests (workers that report their requests)")
 	flags.Var(secondsValue{&o.reloadMercy}, "reload-mercy", "kill a child still alive `S` seconds after it was asked to stop (default 60)")
-	flags.Var(&imports, "spooler-import", "run the Python task functions of `MODULE` (not supported yet)")
+	flags.Var(&o.imports, "spooler-import", "run the tasks with the Python task functions (uwsgi, uwsgidecorators) of `MODULE`; repeatable")
+	flags.StringVar(&o.python, "spooler-python", "python3", "the Python interpreter `PATH` of --spooler-import")
 	flags.BoolVar(&o.cfg.Ordered, "spooler-ordered", false, "also run the tasks of numeric priority sub-directories DIR/P/, lower P first, as uWSGI does")
 	flags.Var(intValue{&o.cfg.MaxRetries, 0}, "spooler-max-retries", "move a task to DIR/gospool-dead/ after `N` failed retries (0: retry forever, as uWSGI)")
 	flags.StringVar(&o.socketAddr, "socket", "", "accept uWSGI remote spool packets (modifier1 17) on `ADDR`: host:port, or a unix socket path")
@@ -154,8 +171,12 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	switch {
 	case len(o.dirs) == 0:
 		return usageErrorf("missing --spooler DIR: name the spool directory to serve")
-	case o.execCmd == "":
-		return usageErrorf("nothing to run the tasks: give --spooler-exec CMD")
+	case o.execCmd == "" && len(o.imports) == 0:
+		return usageErrorf("nothing to run the tasks: give --spooler-exec CMD or --spooler-import MODULE")
+	case o.execCmd != "" && len(o.imports) > 0:
+		return usageErrorf("--spooler-exec and --spooler-import: give one of them, not both")
+	case slices.Contains(o.imports, ""):
+		return usageErrorf("--spooler-import is empty: name a Python module")
 	case o.workers > 0 && o.workerCmd == "":
 		return usageErrorf("--workers %d: give --worker-cmd CMD, the command each worker runs (a Go service embeds the master instead: see package master)", o.workers)
 	case o.workerCmd != "" && o.workers == 0:
@@ -166,6 +187,12 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	for _, d := range o.dirs {
 		if d == "" {
 			return usageErrorf("--spooler is empty: name the spool directory to serve")
+		}
+	}
+
+	if len(o.imports) > 0 && !master.IsChild() {
+		if _, err := exec.LookPath(o.python); err != nil {
+			return fmt.Errorf("--spooler-import needs a Python interpreter: %w (see --spooler-python)", err)
 		}
 	}
 
@@ -196,6 +223,15 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 			Processes: o.processes,
 			Config:    o.cfg,
 			Setup: func(s *spooler.Spooler) error {
+				if len(o.imports) > 0 {
+					pool, err := python.New(python.Config{Modules: o.imports, Python: o.python,
+						Size: o.cfg.Concurrency, Harakiri: o.spoolerHarakiri, Logger: logger})
+					if err != nil {
+						return err
+					}
+					s.HandleDefault(pool.Handle)
+					return nil
+				}
 				h := &execHandler{cmd: o.execCmd, dir: s.Dir(), harakiri: o.spoolerHarakiri, log: logger}
 				s.HandleDefault(h.handle)
 				return nil
@@ -337,7 +373,13 @@ func applyIni(stderr io.Writer, flags *flagSet, path string, o *runOptions) erro
 		warn("%s: spooler-external: not served here (uWSGI only spools into it); give it to gospool run --spooler to run its tasks", path)
 	}
 	if len(c.SpoolerImports) > 0 {
-		warn("%s: spooler-import: Python task modules are not supported yet; tasks run with --spooler-exec", path)
+		switch {
+		case set(flags, "spooler-import"): // the flag wins
+		case set(flags, "spooler-exec"):
+			warn("%s: spooler-import: not used, --spooler-exec runs the tasks", path)
+		default:
+			o.imports = append(o.imports, c.SpoolerImports...)
+		}
 	}
 	if c.SpoolerChdir != "" {
 		warn("%s: spooler-chdir is not supported; ignored", path)
