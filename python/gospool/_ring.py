@@ -17,8 +17,10 @@ process, which has two consequences this module is built around:
   taken (by the parent) and takes another one. The child must not write
   into the parent's lane, so the lane is dropped in the child by an
   ``os.register_at_fork`` hook and, because uWSGI forks its workers
-  without running those hooks (unless ``--py-call-osafterfork``), by a pid
-  check at every push;
+  without running those hooks (unless ``--py-call-osafterfork``), by a
+  check at every push of a per-process token kept in a MADV_WIPEONFORK
+  page, which reads as zeros in any forked child (``os.getpid()`` would do
+  too, but it is a system call, as long as the rest of a push on a VM);
 - closing *any* descriptor of the ring file in this process drops *all*
   of the process's locks on it. So the process opens the ring once
   (``open_ring`` keeps one Ring per file), reads its header through that
