@@ -247,6 +247,15 @@ def _exit_status(e):
     return 1
 
 
+def _format(e):
+    """The traceback of e raised by uwsgi.spooler, from the task's frames
+    on: the runner's own frame is left out, as uWSGI's C caller has none."""
+    tb = e.__traceback__
+    if tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(e), e, tb))
+
+
 def serve(uwsgi, compat, rfd, wfd):
     """Answer requests until EOF on rfd."""
     while True:
@@ -267,12 +276,12 @@ def serve(uwsgi, compat, rfd, wfd):
             ret = spooler(env)
         except SystemExit as e:
             status = _exit_status(e)
-            tb = traceback.format_exc()
+            tb = _format(e)
             _flush()
             reply(wfd, SYSEXIT, status, tb)
             os._exit(status)
-        except BaseException:
-            tb = traceback.format_exc()
+        except BaseException as e:
+            tb = _format(e)
             _flush()
             reply(wfd, EXCEPTION, -1, tb)
             continue
