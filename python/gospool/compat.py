@@ -131,9 +131,8 @@ def _default_dirs():
 
 
 def _fsencode(d):
-    if isinstance(d, bytes):
-        return d
-    return os.fsencode(d)
+    # uWSGI's uwsgi.spoolers are realpaths.
+    return os.fsencode(os.path.realpath(d))
 
 
 def _parse_spool_bytes(data):
