@@ -205,6 +205,8 @@ class _Dir:
             self.full_wait = full_wait
             if not ring:
                 self.ring = None
+            elif self.ring is not None:
+                self.ring.sync = sync
             self._looked_at = None
 
     def current_ring(self):
@@ -235,6 +237,7 @@ class _Dir:
                 return None
             if self.require_consumer and not r.has_live_consumer():
                 return None  # maybe a uWSGI spooler serves it: files, which it runs
+            r.sync = self.sync
             self.ring = r
             return r
 
