@@ -254,3 +254,50 @@ func TestRunSpoolerImportErrors(t *testing.T) {
 		t.Errorf("stderr %q", r.stderr)
 	}
 }
+
+// --spooler-harakiri kills a Python task's runner (and the task is
+// retried); SIGINT stops a running one, which runs again next time; no
+// runner outlives gospool run.
+func TestRunSpoolerImportHarakiriAndShutdown(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	env := pyTasksEnv(t, out)
+	dir := t.TempDir()
+	p := startRun(t, env, "--spooler", dir, "--spooler-import", "udtasks", "--spooler-harakiri", "1",
+		"--spooler-retry-delay", "3600")
+	waitLive(t, dir, p)
+	gospool(t, "spool", "--spooler", dir, "ud_spool_func=ctl", "do=hang", "id=h1").mustSucceed(t)
+	c := waitPyCall(t, out, p, "ctl", "do", "hang")
+	pid := int(c["pid"].(float64))
+	waitFor(t, 30*time.Second, "the harakiri", func() bool {
+		return strings.Contains(p.stderr.String(), "*** HARAKIRI ON THE SPOOLER (pid: ") &&
+			strings.Contains(p.stderr.String(), "its Python runner was killed")
+	}, p.stderr)
+	waitFor(t, 10*time.Second, "the hung runner gone", func() bool { return syscall.Kill(pid, 0) != nil }, p.stderr)
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+
+	out2 := t.TempDir()
+	env = pyTasksEnv(t, out2)
+	p = startRun(t, env, "--spooler", dir, "--spooler-import", "udtasks")
+	waitLive(t, dir, p)
+	gospool(t, "spool", "--spooler", dir, "ud_spool_func=ctl", "do=waitfor", "mark=m2", "id=h2").mustSucceed(t)
+	c = waitPyCall(t, out2, p, "ctl", "do", "waitfor")
+	pid = int(c["pid"].(float64))
+	if code := p.stop(t, syscall.SIGINT); code != 0 {
+		t.Errorf("exit %d after SIGINT", code)
+	}
+	waitFor(t, 10*time.Second, "the runner gone with gospool run", func() bool { return syscall.Kill(pid, 0) != nil }, p.stderr)
+
+	// The stopped task runs again at the next start (its mark is there now).
+	out3 := t.TempDir()
+	if err := os.WriteFile(filepath.Join(out3, "mark-m2"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p = startRun(t, pyTasksEnv(t, out3), "--spooler", dir, "--spooler-import", "udtasks", "--spooler-retry-delay", "3600")
+	waitPyCall(t, out3, p, "ctl", "do", "waitfor")
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}

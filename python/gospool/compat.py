@@ -70,7 +70,9 @@ Other differences: importing this ``uwsgidecorators`` never raises (uWSGI's
 raises without a master, and the decorators raise when no spooler is
 configured; here ``'spooler'`` is always in ``uwsgi.opt``); ``postfork``
 functions are run once by the runner after the imports (there is no fork;
-``postfork(N)`` for worker N > 0 never runs, as in a uWSGI spooler);
+uWSGI runs them in its spooler for modules imported before the fork, e.g.
+with shared-import, though not for spooler-import modules, which are
+imported after it; ``postfork(N)`` for worker N > 0 never runs);
 ``timer``, ``cron``, ``rbtimer``, ``filemon``, ``signal``, ``rpc``,
 ``erlang`` and ``harakiri`` decorate without effect and warn; ``mule``,
 ``muleloop``, ``mulemsg`` and ``farm`` functions never run (there are no
