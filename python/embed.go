@@ -38,7 +38,12 @@ func PackageDir() (string, error) {
 	extractMu.Lock()
 	defer extractMu.Unlock()
 	if extractDir != "" {
-		return extractDir, nil
+		// Still there? (A cleaner of the temporary directory may have
+		// removed it while this process ran.)
+		if _, err := os.Stat(filepath.Join(extractDir, "gospool", "runner.py")); err == nil {
+			return extractDir, nil
+		}
+		extractDir = ""
 	}
 	sum, err := contentHash()
 	if err != nil {

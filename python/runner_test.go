@@ -816,4 +816,7 @@ func TestExtract(t *testing.T) {
 	if !sameContent(d) {
 		t.Errorf("PackageDir %s", d)
 	}
+	if d2, err := PackageDir(); err != nil || d2 != d {
+		t.Errorf("PackageDir again: %s, %v", d2, err)
+	}
 }
