@@ -113,8 +113,9 @@ func TestTrackerConcurrent(t *testing.T) {
 	b.Slot(0).Claim(1, Worker, 1, 0, 0, time.Now())
 	tr := NewTracker(b.Slot(0))
 	var wg sync.WaitGroup
-	stop := make(chan struct{})
+	stop, readerDone := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(readerDone) // before b.Close unmaps the board
 		for {
 			select {
 			case <-stop:
@@ -138,6 +139,7 @@ func TestTrackerConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	close(stop)
+	<-readerDone
 	if p, _ := b.Slot(0).Read(); p.Done != 8000 || !p.BusySince.IsZero() {
 		t.Errorf("after 8000 requests: %+v", p)
 	}
