@@ -228,21 +228,40 @@ func (p *Pool) run(ctx context.Context, info spooler.Info, t *spooler.Task) erro
 	// Starting a runner (its imports) is not part of the task's time, as
 	// uWSGI imports before it takes tasks; the spooler's own limits (ctx)
 	// still apply.
-	pr, err := p.get(ctx)
-	if err != nil {
-		return p.cancelled(ctx, ctx, info, err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if p.cfg.Harakiri > 0 {
-		var stop context.CancelFunc
-		runCtx, stop = context.WithTimeoutCause(runCtx, p.cfg.Harakiri, ErrHarakiri)
-		defer stop()
-	}
-	kind, code, text, err := pr.roundTrip(runCtx, frame)
-	if err != nil {
+	var pr *proc
+	var kind byte
+	var code int32
+	var text string
+	for try := 1; ; try++ {
+		pr, err = p.get(ctx)
+		if err != nil {
+			return p.cancelled(ctx, ctx, info, err)
+		}
+		// The harakiri clock starts once a runner is there: starting one
+		// (its imports) is not the task's time, as uWSGI imports first.
+		runCtx, cancelRun := context.WithCancel(ctx)
+		stopTimer := context.CancelFunc(func() {})
+		if p.cfg.Harakiri > 0 {
+			runCtx, stopTimer = context.WithTimeoutCause(runCtx, p.cfg.Harakiri, ErrHarakiri)
+		}
+		cancel := func() { stopTimer(); cancelRun() }
+		kind, code, text, err = pr.roundTrip(runCtx, frame)
+		if err == nil {
+			cancel()
+			break
+		}
 		p.discard(pr)
-		return p.cancelled(ctx, runCtx, info, err)
+		if errors.Is(err, errNotTaken) && try < 3 {
+			// It died while idle, just before this task reached it (the
+			// check in get raced with its death): the task never ran, so
+			// it goes to a fresh runner instead of counting as a failure.
+			cancel()
+			p.cfg.Logger.Printf("python: runner (pid %d) died while idle: %s", pr.pid, describeExit(pr.err))
+			continue
+		}
+		err = p.cancelled(ctx, runCtx, info, err)
+		cancel()
+		return err
 	}
 	if kind == kindSysExit {
 		// The runner exits right after this reply: wait for it, so that
@@ -518,7 +537,7 @@ func (pr *proc) roundTrip(ctx context.Context, frame []byte) (kind byte, code in
 	done := make(chan result, 1)
 	go func() {
 		if _, err := pr.req.Write(frame); err != nil {
-			done <- result{err: err}
+			done <- result{err: fmt.Errorf("%w: %w", errNotTaken, err)}
 			return
 		}
 		k, c, t, err := readReply(pr.rep)
@@ -542,8 +561,15 @@ func (pr *proc) roundTrip(ctx context.Context, frame []byte) (kind byte, code in
 		pr.kill()
 		<-pr.exited
 	}
+	if errors.Is(r.err, errNotTaken) {
+		return 0, 0, "", r.err
+	}
 	return 0, 0, "", fmt.Errorf("%w: the runner (pid %d) %s; the task will be retried", ErrRunnerDied, pr.pid, describeExit(pr.err))
 }
+
+// errNotTaken: the request could not even be written, the runner was gone
+// before the task reached it (the pipe has no reader: EPIPE).
+var errNotTaken = errors.New("python: the runner was gone before it took the task")
 
 // kill sends SIGKILL to the runner's process group: the runner and what
 // its task started. Once the runner is reaped its pid may be reused, but
