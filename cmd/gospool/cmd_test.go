@@ -375,7 +375,7 @@ func TestUnknownCommand(t *testing.T) {
 			t.Errorf("gospool %q: exit %d, want 2", args, r.code)
 		}
 		oneErrorLine(t, r, "gospool: ")
-		if !strings.Contains(r.stderr, "run, spool, inspect, stats, demo, ls, requeue, help") {
+		if !strings.Contains(r.stderr, "run, spool, inspect, stats, demo, ls, requeue, bench, help") {
 			t.Errorf("gospool %q: stderr %q does not list the commands", args, r.stderr)
 		}
 	}

@@ -36,7 +36,7 @@ var commands = []command{
 	{name: "demo", summary: "the quick start: a spooler, a client and ten tasks, in one process", run: cmdDemo},
 	{name: "ls", summary: "list the pending, running and dead tasks of a spool directory", run: cmdLs},
 	{name: "requeue", summary: "put dead tasks back into their spool directory", run: cmdRequeue},
-	{name: "bench", summary: "measure hand-off latency and throughput (coming in a later release)", later: true},
+	{name: "bench", summary: "measure hand-off latency, spool call and throughput: producer processes into a spooler", run: cmdBench},
 	{name: "help", summary: "show this help, or a command's with `gospool help CMD`"},
 }
 

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// benchResult is one object of `gospool bench --json`.
+type benchResult struct {
+	Impl      string   `json:"impl"`
+	Producers *int     `json:"producers"`
+	Tasks     *int     `json:"tasks"`
+	Rate      *float64 `json:"rate"`
+	Handoff   *struct {
+		P50, P90, P99, P999, Max *int64
+	} `json:"handoff_ns"`
+	SpoolCall *struct {
+		P50, P99 *int64
+	} `json:"spool_call_ns"`
+	Throughput *float64 `json:"throughput_per_s"`
+	Language   string   `json:"producer_lang"`
+	Measured   *int     `json:"measured"`
+	Delayed    *int     `json:"co_delayed"`
+}
+
+// runBench runs `gospool bench args...` with its own TMPDIR, which must be
+// empty again afterwards: the session directory is removed.
+func runBench(t *testing.T, args ...string) result {
+	t.Helper()
+	tmp := t.TempDir()
+	c := exec.Command(gospoolBin, append([]string{"bench"}, args...)...)
+	c.Env = append(childEnv(), "TMPDIR="+tmp)
+	var stdout, stderr bytes.Buffer
+	c.Stdout, c.Stderr = &stdout, &stderr
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(2 * time.Minute):
+		c.Process.Kill()
+		<-done
+		t.Fatalf("gospool bench %q did not finish; stderr:\n%s", args, stderr.String())
+	}
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatal(err)
+		}
+		r.code = ee.ExitCode()
+	}
+	left, _ := os.ReadDir(tmp)
+	for _, e := range left {
+		if strings.HasPrefix(e.Name(), "gospool-bench-") {
+			t.Errorf("session directory %s left in TMPDIR", e.Name())
+		}
+	}
+	return r
+}
+
+// benchJSON runs bench --json and checks what every run must satisfy.
+func benchJSON(t *testing.T, lang string, tasks int, rate float64, args ...string) benchResult {
+	t.Helper()
+	r := runBench(t, args...).mustSucceed(t, args...)
+	if r.stderr != "" {
+		t.Errorf("stderr is not a terminal, yet bench wrote to it: %q", r.stderr)
+	}
+	var got []benchResult
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("stdout is not a JSON list: %v\n%s", err, r.stdout)
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d objects, want 1 (gospool):\n%s", len(got), r.stdout)
+	}
+	b := got[0]
+	if b.Impl != "gospool" || b.Language != lang {
+		t.Errorf("impl %q, producer_lang %q; want gospool, %s", b.Impl, b.Language, lang)
+	}
+	if b.Producers == nil || *b.Producers != 2 || b.Tasks == nil || *b.Tasks != tasks || b.Rate == nil || *b.Rate != rate {
+		t.Errorf("producers, tasks, rate: want 2, %d, %v:\n%s", tasks, rate, r.stdout)
+	}
+	if b.Measured == nil || *b.Measured != tasks {
+		t.Errorf("measured: want every one of the %d tasks measured once:\n%s", tasks, r.stdout)
+	}
+	if b.Delayed == nil {
+		t.Errorf("no co_delayed:\n%s", r.stdout)
+	}
+	h := b.Handoff
+	if h == nil || h.P50 == nil || h.P90 == nil || h.P99 == nil || h.P999 == nil || h.Max == nil {
+		t.Fatalf("handoff_ns incomplete:\n%s", r.stdout)
+	}
+	if !(0 < *h.P50 && *h.P50 <= *h.P90 && *h.P90 <= *h.P99 && *h.P99 <= *h.P999 && *h.P999 <= *h.Max) {
+		t.Errorf("hand-off percentiles not 0 < p50 <= p90 <= p99 <= p999 <= max:\n%s", r.stdout)
+	}
+	c := b.SpoolCall
+	if c == nil || c.P50 == nil || c.P99 == nil || !(0 < *c.P50 && *c.P50 <= *c.P99) {
+		t.Errorf("spool_call_ns not 0 < p50 <= p99:\n%s", r.stdout)
+	}
+	if b.Throughput == nil || !(*b.Throughput > 0) {
+		t.Errorf("throughput_per_s not > 0:\n%s", r.stdout)
+	}
+	return b
+}
+
+func TestBenchGo(t *testing.T) {
+	b := benchJSON(t, "go", 2000, 0, "--tasks", "2000", "--json")
+	if *b.Delayed != 0 {
+		t.Errorf("back to back, %d tasks carry a coordinated-omission correction", *b.Delayed)
+	}
+}
+
+func TestBenchGoPaced(t *testing.T) {
+	benchJSON(t, "go", 500, 2000, "--rate", "2000", "--tasks", "500", "--json")
+}
+
+func TestBenchPython(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 is not installed")
+	}
+	benchJSON(t, "python", 2000, 0, "--tasks", "2000", "--json", "--python")
+}
+
+func TestBenchPythonPaced(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 is not installed")
+	}
+	benchJSON(t, "python", 300, 2000, "--python", "--rate", "2000", "--tasks", "300", "--json")
+}
+
+// TestBenchTable: the default output, a header and one line for gospool.
+func TestBenchTable(t *testing.T) {
+	r := runBench(t, "--tasks", "300", "--producers", "3").mustSucceed(t)
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want a header and one line:\n%s", r.stdout)
+	}
+	head := strings.Fields(lines[0])
+	want := []string{"impl", "producers", "tasks", "rate", "p50", "p90", "p99", "p99.9", "max", "call", "p50", "call", "p99", "throughput"}
+	if strings.Join(head, " ") != strings.Join(want, " ") {
+		t.Errorf("header %q", lines[0])
+	}
+	f := strings.Fields(lines[1])
+	if len(f) != 13 || f[0] != "gospool" || f[1] != "3" || f[2] != "go" || f[3] != "300" || f[4] != "0" || !strings.HasSuffix(f[12], "/s") {
+		t.Errorf("line %q", lines[1])
+	}
+	for _, v := range f[5:12] {
+		if !strings.HasSuffix(v, "s") {
+			t.Errorf("%q has no unit in %q", v, lines[1])
+		}
+	}
+}
+
+func TestBenchUsageErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--tasks", "0"}, "--tasks"},
+		{[]string{"--rate", "-1"}, "--rate"},
+		{[]string{"--rate", "fast"}, "--rate"},
+		{[]string{"--producers", "0"}, "--producers"},
+		{[]string{"--tasks", "1", "--producers", "2"}, "fewer than --producers"},
+		{[]string{"--against-uwsgi"}, "--against-uwsgi is not supported yet"},
+		{[]string{"--plot", "out.svg"}, "--plot is not supported yet"},
+		{[]string{"extra"}, "unexpected argument"},
+	} {
+		r := gospool(t, append([]string{"bench"}, c.args...)...)
+		if r.code != 2 {
+			t.Errorf("bench %q: exit %d, want 2; stderr %q", c.args, r.code, r.stderr)
+		}
+		oneErrorLine(t, r, "gospool bench: ")
+		if !strings.Contains(r.stderr, c.want) {
+			t.Errorf("bench %q: stderr %q does not say %q", c.args, r.stderr, c.want)
+		}
+		if r.stdout != "" {
+			t.Errorf("bench %q: stdout %q", c.args, r.stdout)
+		}
+	}
+}
+
+func TestBenchHelp(t *testing.T) {
+	r := gospool(t, "help", "bench").mustSucceed(t)
+	for _, want := range []string{"--tasks N", "total across the producers", "--rate R", "--python", "--against-uwsgi", "--plot FILE", "not supported yet"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("bench --help does not say %q:\n%s", want, r.stdout)
+		}
+	}
+}
