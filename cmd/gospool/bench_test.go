@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
+	"image/png"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -170,7 +174,8 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"--producers", "0"}, "--producers"},
 		{[]string{"--tasks", "1", "--producers", "2"}, "fewer than --producers"},
 		{[]string{"--against-uwsgi"}, "--against-uwsgi is not supported yet"},
-		{[]string{"--plot", "out.svg"}, "--plot is not supported yet"},
+		{[]string{"--plot", "out.pdf"}, "--plot"},
+		{[]string{"--plot", "out"}, "--plot"},
 		{[]string{"extra"}, "unexpected argument"},
 	} {
 		r := gospool(t, append([]string{"bench"}, c.args...)...)
@@ -189,9 +194,65 @@ func TestBenchUsageErrors(t *testing.T) {
 
 func TestBenchHelp(t *testing.T) {
 	r := gospool(t, "help", "bench").mustSucceed(t)
-	for _, want := range []string{"--tasks N", "total across the producers", "--rate R", "--python", "--against-uwsgi", "--plot FILE", "not supported yet"} {
+	for _, want := range []string{"--tasks N", "total across the producers", "--rate R", "--python", "--against-uwsgi", "--plot FILE", ".svg", ".png"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("bench --help does not say %q:\n%s", want, r.stdout)
 		}
+	}
+}
+
+// TestBenchPlot: --plot writes an SVG or a PNG by the file's extension.
+func TestBenchPlot(t *testing.T) {
+	dir := t.TempDir()
+	svgPath := filepath.Join(dir, "x.svg")
+	r := runBench(t, "--tasks", "500", "--plot", svgPath).mustSucceed(t)
+	if !strings.HasPrefix(r.stdout, "impl") {
+		t.Errorf("no table on stdout:\n%s", r.stdout)
+	}
+	b, err := os.ReadFile(svgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := xml.NewDecoder(bytes.NewReader(b))
+	var root xml.StartElement
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			t.Fatalf("%s: no root element: %v", svgPath, err)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			root = se
+			break
+		}
+	}
+	if root.Name.Local != "svg" {
+		t.Errorf("%s: root element <%s>, want <svg>", svgPath, root.Name.Local)
+	}
+	for {
+		if _, err := d.Token(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("%s is not well-formed XML: %v", svgPath, err)
+		}
+	}
+	for _, want := range []string{"gospool", "percentile", "99.9%"} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("%s does not say %q", svgPath, want)
+		}
+	}
+
+	pngPath := filepath.Join(dir, "x.png")
+	runBench(t, "--tasks", "500", "--plot", pngPath).mustSucceed(t)
+	f, err := os.Open(pngPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("%s is not a PNG: %v", pngPath, err)
+	}
+	if b := img.Bounds(); b.Dx() < 100 || b.Dy() < 100 {
+		t.Errorf("%s is %v", pngPath, b)
 	}
 }
