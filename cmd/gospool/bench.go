@@ -64,11 +64,23 @@ implementation measured into FILE, an SVG or a PNG by its extension
 plot, the percentile on a log scale of 1/(1-q) (50% to 99.99%) across,
 the latency in microseconds up, one line per implementation.
 
-Not supported yet (it exits with status 2): --against-uwsgi.`
+With --against-uwsgi, after the gospool run it runs the same load
+(producers, tasks, rate) through uWSGI 2.0's own spooler: uwsgi on PATH
+(Debian: apt-get install uwsgi-core uwsgi-plugin-python3) with a
+configuration it writes into a temporary directory: plugins = python3,
+master, --producers mules running the Python producer with uwsgi.spool()
+instead of gospool.spool, and one spooler whose Python callable records
+the tasks as gospool's handler does. Its spooler-frequency is set to 1
+(second) instead of uWSGI's default 30, so that its spooler rescans its
+directory every second rather than every 30 s when it has gone idle; the
+comparison is otherwise uWSGI's own spooler loop. Both results are printed
+(impl "uwsgi" in the JSON list), and the table is followed by a line of
+ratios: gospool's throughput, hand-off p50 and spool call p50 against
+uWSGI's.`
 
 // benchNotYet are contract flags of `gospool bench` that this release
 // refuses.
-var benchNotYet = []string{"against-uwsgi"}
+var benchNotYet = []string{}
 
 // The run's limits: how long the producers and the spooler may take to be
 // ready, and how long the handled count may stand still.
@@ -88,7 +100,7 @@ func cmdBench(ctx context.Context, a *app, args []string) error {
 	flags.Var(intValue{&o.Tasks, 1}, "tasks", "send `N` tasks in all: the total across the producers")
 	flags.Var(rateValue{&o.Rate}, "rate", "send `R` tasks per second in all, across the producers (0: back to back)")
 	flags.BoolVar(&o.Python, "python", false, "Python producers (python3, the gospool package built into this binary) instead of Go ones")
-	flags.Bool("against-uwsgi", false, "also measure uWSGI's spooler (not supported yet)")
+	againstUWSGI := flags.Bool("against-uwsgi", false, "also measure uWSGI's spooler with the same load (uwsgi on PATH; spooler-frequency 1)")
 	plotFile := flags.String("plot", "", "plot the hand-off latency distributions to `FILE` (.svg or .png)")
 	pos, err := flags.parse(a, args)
 	if err != nil {
@@ -122,6 +134,13 @@ func cmdBench(ctx context.Context, a *app, args []string) error {
 			return fmt.Errorf("%s is not set: this process was not started by gospool bench", bench.EnvDir)
 		}
 		return master.Run(ctx, benchConfig(o, dir))
+	}
+
+	var uwsgiBin string
+	if *againstUWSGI {
+		if uwsgiBin, err = lookUWSGI(); err != nil {
+			return err
+		}
 	}
 
 	var pyEnv []string
@@ -178,6 +197,14 @@ func cmdBench(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	results := []*bench.Result{res}
+	sess.Close() // before the next run
+	if *againstUWSGI {
+		u, err := measureUWSGI(ctx, a, uwsgiBin, o)
+		if err != nil {
+			return err
+		}
+		results = append(results, u)
+	}
 	if *plotFile != "" {
 		if err := writePlot(*plotFile, plotFormat, results); err != nil {
 			return err
@@ -186,7 +213,13 @@ func cmdBench(ctx context.Context, a *app, args []string) error {
 	if *jsonOut {
 		return bench.WriteJSON(a.stdout, results)
 	}
-	return bench.WriteTable(a.stdout, results)
+	if err := bench.WriteTable(a.stdout, results); err != nil {
+		return err
+	}
+	if len(results) == 2 {
+		return writeRatios(a.stdout, results[0], results[1])
+	}
+	return nil
 }
 
 // writePlot writes the results' plot to path, whole or not at all.

@@ -173,7 +173,6 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"--rate", "fast"}, "--rate"},
 		{[]string{"--producers", "0"}, "--producers"},
 		{[]string{"--tasks", "1", "--producers", "2"}, "fewer than --producers"},
-		{[]string{"--against-uwsgi"}, "--against-uwsgi is not supported yet"},
 		{[]string{"--plot", "out.pdf"}, "--plot"},
 		{[]string{"--plot", "out"}, "--plot"},
 		{[]string{"extra"}, "unexpected argument"},
@@ -194,7 +193,7 @@ func TestBenchUsageErrors(t *testing.T) {
 
 func TestBenchHelp(t *testing.T) {
 	r := gospool(t, "help", "bench").mustSucceed(t)
-	for _, want := range []string{"--tasks N", "total across the producers", "--rate R", "--python", "--against-uwsgi", "--plot FILE", ".svg", ".png"} {
+	for _, want := range []string{"--tasks N", "total across the producers", "--rate R", "--python", "--against-uwsgi", "--plot FILE", ".svg", ".png", "spooler-frequency", "uwsgi-plugin-python3"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("bench --help does not say %q:\n%s", want, r.stdout)
 		}
@@ -254,5 +253,64 @@ func TestBenchPlot(t *testing.T) {
 	}
 	if b := img.Bounds(); b.Dx() < 100 || b.Dy() < 100 {
 		t.Errorf("%s is %v", pngPath, b)
+	}
+}
+
+// TestBenchAgainstUWSGI: the same load through real uWSGI's spooler, in
+// the same invocation; skipped when uwsgi is not installed.
+func TestBenchAgainstUWSGI(t *testing.T) {
+	if _, err := exec.LookPath("uwsgi"); err != nil {
+		t.Skip("uwsgi is not installed")
+	}
+	const tasks = 200
+	r := runBench(t, "--tasks", "200", "--against-uwsgi", "--json").mustSucceed(t)
+	var got []benchResult
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("stdout is not a JSON list: %v\n%s", err, r.stdout)
+	}
+	if len(got) != 2 || got[0].Impl != "gospool" || got[1].Impl != "uwsgi" {
+		t.Fatalf("want two objects, gospool then uwsgi:\n%s", r.stdout)
+	}
+	for _, b := range got {
+		if b.Tasks == nil || *b.Tasks != tasks || b.Producers == nil || *b.Producers != 2 || b.Rate == nil || *b.Rate != 0 {
+			t.Errorf("%s: producers, tasks, rate: want 2, %d, 0:\n%s", b.Impl, tasks, r.stdout)
+		}
+		if b.Measured == nil || *b.Measured != tasks {
+			t.Errorf("%s: measured: want %d:\n%s", b.Impl, tasks, r.stdout)
+		}
+		h := b.Handoff
+		if h == nil || h.P50 == nil || h.P90 == nil || h.P99 == nil || h.P999 == nil || h.Max == nil {
+			t.Fatalf("%s: handoff_ns incomplete:\n%s", b.Impl, r.stdout)
+		}
+		if !(0 < *h.P50 && *h.P50 <= *h.P90 && *h.P90 <= *h.P99 && *h.P99 <= *h.P999 && *h.P999 <= *h.Max) {
+			t.Errorf("%s: hand-off percentiles not ordered:\n%s", b.Impl, r.stdout)
+		}
+		c := b.SpoolCall
+		if c == nil || c.P50 == nil || c.P99 == nil || !(0 < *c.P50 && *c.P50 <= *c.P99) {
+			t.Errorf("%s: spool_call_ns not 0 < p50 <= p99:\n%s", b.Impl, r.stdout)
+		}
+		if b.Throughput == nil || !(*b.Throughput > 0) {
+			t.Errorf("%s: throughput_per_s not > 0:\n%s", b.Impl, r.stdout)
+		}
+	}
+	if got[1].Language != "python" {
+		t.Errorf("uwsgi: producer_lang %q, want python (mules)", got[1].Language)
+	}
+}
+
+// TestBenchAgainstUWSGIMissing: without uwsgi on PATH, exit 1 saying how
+// to install it, before measuring anything.
+func TestBenchAgainstUWSGIMissing(t *testing.T) {
+	c := exec.Command(gospoolBin, "bench", "--tasks", "10", "--against-uwsgi")
+	c.Env = append(childEnv(), "PATH="+t.TempDir())
+	var stdout, stderr bytes.Buffer
+	c.Stdout, c.Stderr = &stdout, &stderr
+	err := c.Run()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit %v, want 1; stderr %q", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "apt-get install uwsgi-core uwsgi-plugin-python3") || stdout.Len() != 0 {
+		t.Errorf("stdout %q, stderr %q", stdout.String(), stderr.String())
 	}
 }
