@@ -148,7 +148,16 @@ func writeRatios(w io.Writer, g, u *bench.Result) error {
 		if r < 1 {
 			r, word = 1/r, "lower"
 		}
-		return fmt.Sprintf("%s %.3gx %s", name, r, word)
+		if r < 1.005 {
+			return name + " the same"
+		}
+		digits := 0
+		if r < 10 {
+			digits = 2
+		} else if r < 100 {
+			digits = 1
+		}
+		return fmt.Sprintf("%s %.*fx %s", name, digits, r, word)
 	}
 	_, err := fmt.Fprintf(w, "gospool vs uwsgi: %s, %s, %s\n",
 		ratio("throughput", g.Throughput, u.Throughput),

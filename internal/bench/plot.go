@@ -77,7 +77,7 @@ func WritePlot(w io.Writer, format string, results []*Result) error {
 		if r.Rate > 0 {
 			rate = strconv.FormatFloat(r.Rate, 'f', -1, 64) + " tasks/s"
 		}
-		title = fmt.Sprintf("hand-off latency: %d %s producers, %d tasks, %s", r.Producers, r.Language, r.Tasks, rate)
+		title = fmt.Sprintf("hand-off latency: %d producers, %d tasks, %s", r.Producers, r.Tasks, rate)
 	}
 	p.Title.Text = title
 	p.Title.Padding = vg.Points(6)
@@ -94,6 +94,7 @@ func WritePlot(w io.Writer, format string, results []*Result) error {
 	p.Add(plotter.NewGrid())
 	p.Legend.Top = true
 	p.Legend.Left = true
+	p.Legend.XOffs = vg.Points(12)
 
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for i, r := range results {
@@ -122,7 +123,7 @@ func WritePlot(w io.Writer, format string, results []*Result) error {
 		// A range over decades: a log scale, so that the low percentiles
 		// are not flattened by the tail.
 		p.Y.Scale = plot.LogScale{}
-		p.Y.Tick.Marker = plot.LogTicks{}
+		p.Y.Tick.Marker = logTicks{}
 		p.Y.Min, p.Y.Max = lo/1.2, hi*1.2
 	} else if hi >= lo {
 		p.Y.Min, p.Y.Max = 0, hi*1.1
@@ -133,4 +134,26 @@ func WritePlot(w io.Writer, format string, results []*Result) error {
 	}
 	_, err = wt.WriteTo(w)
 	return err
+}
+
+// logTicks marks 1, 2 and 5 times each power of ten, labelling them in
+// plain numbers (0.5, 20, 1000) rather than as powers.
+type logTicks struct{}
+
+func (logTicks) Ticks(lo, hi float64) []plot.Tick {
+	var ticks []plot.Tick
+	for e := math.Floor(math.Log10(lo)); e <= math.Ceil(math.Log10(hi)); e++ {
+		for i, m := range []float64{1, 2, 5, 3, 4, 6, 7, 8, 9} {
+			v := m * math.Pow(10, e)
+			if v < lo || v > hi {
+				continue
+			}
+			t := plot.Tick{Value: v}
+			if i < 3 {
+				t.Label = strconv.FormatFloat(v, 'f', -1, 64)
+			}
+			ticks = append(ticks, t)
+		}
+	}
+	return ticks
 }
