@@ -73,4 +73,20 @@
 // task (the handoffs file: "N T0 HANDLED DELAY" lines); a failure is one
 // line in an error-WHO file. The bench process reads them, Summarize builds
 // the Result, and the session directory is removed.
+//
+// # uWSGI
+//
+// For `gospool bench --against-uwsgi`, Session.WriteUWSGI writes a uWSGI
+// 2.0 configuration (plugins = python3, master) into a session of its
+// own: the producers are uWSGI mules running producer.py with uwsgi.spool
+// instead of gospool.spool (the mule's number stands for GOSPOOL_ID), and
+// one uWSGI spooler on the session's spool directory runs a Python
+// callable that records the tasks as Recorder does and writes the same
+// handoffs file; it writes a "warmed" file once it has run every warm-up
+// task. spooler-frequency is 1 (uWSGI's default is 30 s between scans).
+//
+// # Plots
+//
+// WritePlot draws each Result's hand-off histogram as an HdrHistogram
+// percentile plot (gonum.org/v1/plot), SVG or PNG.
 package bench
