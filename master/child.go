@@ -130,6 +130,11 @@ func runSpooler(ctx context.Context, cfg *Config) error {
 			ends := map[string]func(){} // by task name, for OnTaskEnd
 			var mu sync.Mutex
 			c.OnTaskStart = func(i spooler.Info) {
+				if !i.Spooled.IsZero() {
+					// A ring task: its hand-off latency, publish to
+					// handler start, for the master's /metrics.
+					tracker.ObserveHandoff(time.Since(i.Spooled))
+				}
 				end := tracker.Begin(i.Name)
 				mu.Lock()
 				ends[i.Name] = end

@@ -62,6 +62,13 @@ type Config struct {
 	Args       []string
 	// Env is added to the children's environment.
 	Env []string
+
+	// StatsAddr, when set, is where the master serves its stats over HTTP
+	// (uWSGI's --stats): "host:port", or a path with a slash (a unix
+	// socket). GET /stats is uWSGI's stats document plus gospool's ring
+	// counters, GET /metrics the same in Prometheus's format; see package
+	// master/stats. The master fails to start when it cannot listen there.
+	StatsAddr string
 }
 
 // Spooler is one spool directory and the spooler processes serving it.

@@ -73,4 +73,14 @@
 // "*** HARAKIRI ON THE SPOOLER (pid: P) ***". Config.MaxRequests recycles a
 // worker ("...The work of process P is done. Seeya!", then "worker N killed
 // successfully (pid: P)"); spooler.Config.MaxTasks recycles a spooler.
+//
+// # Stats
+//
+// Config.StatsAddr has the master serve uWSGI's stats server document and
+// Prometheus metrics over HTTP (package master/stats), read at request time
+// from the rings and the scoreboard; it logs "*** Stats server enabled on
+// ADDR fd: N ***", and Run fails before making anything when it cannot
+// listen there. Spoolers measure each ring task's hand-off latency into
+// their scoreboard slot; the master adds a reaped spooler's counts to its
+// directory's total before freeing the slot.
 package master

@@ -51,6 +51,7 @@ func envDuration(name string) time.Duration {
 //	WORKERS    Go workers serving HTTP on LISTEN (a unix socket path)
 //	SPOOLERS   spooler processes (default 1)
 //	HARAKIRI, SPOOLER_HARAKIRI, MAX_REQUESTS, MERCY   the master's limits
+//	STATS      the stats server's address (Config.StatsAddr)
 //
 // A worker answers POST /spool?id=ID&pad=N by spooling {id, pad (N bytes),
 // sum (sha256 of pad)} and answering 200 only once Spool returned nil, and
@@ -58,6 +59,7 @@ func envDuration(name string) time.Duration {
 // would fail it: "TORN" in ran.log), sleeps for the task's "sleep" key if
 // any on its first attempt (logging "start ID PID" to started.log first;
 // with STUCK it ignores its context), then appends "ID PID\n" to ran.log.
+// A task with a "fail" key fails its first attempt (before ran.log).
 // With WORKER_CRASH the workers fail as soon as they start.
 func testConfig() master.Config {
 	dir := os.Getenv("GOSPOOL_TEST_DIR")
@@ -69,6 +71,7 @@ func testConfig() master.Config {
 		MaxRequests:     envInt("GOSPOOL_TEST_MAX_REQUESTS"),
 		ReloadMercy:     envDuration("GOSPOOL_TEST_MERCY"),
 		ForkbombDelay:   envDuration("GOSPOOL_TEST_FORKBOMB"),
+		StatsAddr:       os.Getenv("GOSPOOL_TEST_STATS"),
 		Spoolers: []master.Spooler{{
 			Dir:       dir,
 			Processes: spoolers,
@@ -152,6 +155,9 @@ func runTestTask(ctx context.Context, t *spooler.Task) error {
 	if hex.EncodeToString(sum[:]) != string(want) {
 		appendLine(filepath.Join(dir, "ran.log"), fmt.Sprintf("TORN %s %d", id, os.Getpid()))
 		return nil
+	}
+	if _, ok := t.Get("fail"); ok && spooler.TaskInfo(ctx).Attempt == 1 {
+		return errors.New("fails its first attempt")
 	}
 	if s, ok := t.Get("sleep"); ok && spooler.TaskInfo(ctx).Attempt == 1 {
 		appendLine(filepath.Join(dir, "started.log"), fmt.Sprintf("start %s %d", id, os.Getpid()))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -12,10 +13,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/gospool/gospool/master/scoreboard"
+	"github.com/gospool/gospool/master/stats"
 	"github.com/gospool/gospool/spooler/ring"
 	"github.com/gospool/gospool/worker"
 )
@@ -73,6 +76,14 @@ type master struct {
 
 	shutdown bool // no respawns; exit when the last child is gone
 	forced   bool
+
+	statsL net.Listener // Config.StatsAddr, opened by setup, served by serveStats
+	// retired adds up, per spool directory, the hand-off latency
+	// histograms of the spoolers reaped so far. handMu covers it and the
+	// freeing of slots, so that the stats server never counts a dead
+	// spooler twice, or not at all.
+	handMu  sync.Mutex
+	retired []scoreboard.Histogram
 }
 
 func runMaster(ctx context.Context, cfg *Config) error {
@@ -95,6 +106,10 @@ func runMaster(ctx context.Context, cfg *Config) error {
 	}
 	for n := 1; n <= cfg.Workers; n++ {
 		m.start(&proc{role: scoreboard.Worker, number: n}, false)
+	}
+	if m.statsL != nil {
+		stop := m.serveStats()
+		defer stop() // before close (deferred earlier) unmaps what it reads
 	}
 
 	tick := time.NewTicker(time.Second)
@@ -129,8 +144,8 @@ func (m *master) spoolerCount() int {
 	return n
 }
 
-// setup creates the spool directories, their rings, the scoreboard, the
-// listeners and the life pipe.
+// setup opens the stats listener, creates the spool directories, their
+// rings, the scoreboard, the listeners and the life pipe.
 func (m *master) setup() error {
 	cfg := m.cfg
 	var err error
@@ -141,6 +156,12 @@ func (m *master) setup() error {
 	}
 	if m.args = cfg.Args; m.args == nil {
 		m.args = os.Args[1:]
+	}
+	if cfg.StatsAddr != "" {
+		// First: a busy address stops the start before anything is made.
+		if m.statsL, err = stats.Listen(cfg.StatsAddr); err != nil {
+			return fmt.Errorf("master: cannot serve stats on %s: %w", cfg.StatsAddr, err)
+		}
 	}
 	for _, s := range cfg.Spoolers {
 		if err := os.MkdirAll(s.Dir, 0o750); err != nil {
@@ -182,10 +203,67 @@ func (m *master) setup() error {
 		m.listeners = append(m.listeners, f)
 		m.addrs = append(m.addrs, addr)
 	}
+	m.retired = make([]scoreboard.Histogram, len(m.dirs))
 	if m.lifeR, m.lifeW, err = os.Pipe(); err != nil {
 		return fmt.Errorf("master: life pipe: %w", err)
 	}
 	return nil
+}
+
+// serveStats serves Config.StatsAddr until the returned stop is called,
+// which waits until the server no longer reads the rings, scoreboard and
+// listeners, so that close may unmap and close them.
+func (m *master) serveStats() (stop func()) {
+	var socks []stats.Socket
+	for i, f := range m.listeners {
+		socks = append(socks, stats.Socket{Name: m.addrs[i], File: f})
+	}
+	srv := stats.New(stats.Source{Dirs: m.dirs, Board: m.board, Sockets: socks, Handoff: m.handoff}, m.cfg.Logger)
+	hs := &http.Server{Handler: srv.Handler(), ErrorLog: m.cfg.Logger, ReadHeaderTimeout: 10 * time.Second}
+	l := m.statsL
+	m.statsL = nil // hs closes it
+	addr, fd := l.Addr().String(), -1
+	if sc, ok := l.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			rc.Control(func(d uintptr) { fd = int(d) })
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.cfg.Logger.Printf("master: stats server on %s: %v", addr, err)
+		}
+	}()
+	m.cfg.Logger.Printf("*** Stats server enabled on %s fd: %d ***", addr, fd)
+	return func() {
+		hs.Close()
+		<-done
+		srv.Close() // waits for the requests still reading
+	}
+}
+
+// handoff is the hand-off latency histogram of each spool directory since
+// the master started: the live spoolers' and the reaped ones'.
+func (m *master) handoff() []scoreboard.Histogram {
+	m.handMu.Lock()
+	defer m.handMu.Unlock()
+	h := stats.LiveHandoff(m.board, len(m.dirs))
+	for i := range h {
+		h[i].Add(m.retired[i])
+	}
+	return h
+}
+
+// freeSlotOf frees a reaped child's scoreboard slot, adding a spooler's
+// hand-off latencies to the directory's totals first.
+func (m *master) freeSlotOf(p *proc) {
+	m.handMu.Lock()
+	defer m.handMu.Unlock()
+	if p.role == scoreboard.Spooler && p.dir < len(m.retired) {
+		m.retired[p.dir].Add(p.slot.Handoff())
+	}
+	p.slot.Free()
 }
 
 // listen opens a listener and returns its file, which children inherit.
@@ -241,6 +319,9 @@ func untouchableFile(f *os.File) (*os.File, error) {
 }
 
 func (m *master) close() {
+	if m.statsL != nil {
+		m.statsL.Close()
+	}
 	for _, f := range m.listeners {
 		f.Close()
 	}
@@ -379,7 +460,7 @@ func (m *master) reap(e exited) {
 	if pr, ok := p.slot.Read(); ok {
 		recycling = pr.State == scoreboard.Recycling
 	}
-	p.slot.Free()
+	m.freeSlotOf(p)
 	m.recoverRings()
 	ws := e.state.Sys().(syscall.WaitStatus)
 	sig := 0

@@ -321,18 +321,6 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"requeue"}, "missing --spooler DIR"},
 		{run("--ini", filepath.Join(dir, "missing.ini")), "--ini"},
 	}
-	for _, notYet := range []struct{ flag, value string }{
-		{"stats", ":9191"},
-	} {
-		args := run("--" + notYet.flag)
-		if notYet.value != "" {
-			args = append(args, notYet.value)
-		}
-		cases = append(cases, struct {
-			args []string
-			want string
-		}{args, "--" + notYet.flag + " is not supported yet"})
-	}
 	for _, c := range cases {
 		r := gospool(t, c.args...)
 		if r.code != 2 {

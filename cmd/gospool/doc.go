@@ -80,6 +80,7 @@
 //	--reload-mercy S             SIGKILL a child still alive S seconds after it was asked to stop (default 60)
 //	--socket ADDR                accept uWSGI remote spool packets (modifier1 17) on host:port or a unix socket
 //	--buffer-size BYTES          the largest remote packet accepted (default 4096, as uWSGI)
+//	--stats ADDR                 serve the master's stats over HTTP on host:port or a unix socket
 //
 // A worker finds the listeners at descriptors 5 and up and the rest in
 // GOSPOOL_* variables; the contract is in package worker (env.go).
@@ -89,12 +90,22 @@
 // spooler-processes, spooler-frequency, spooler-ordered, spooler-quiet,
 // spooler-max-tasks, spooler-harakiri, buffer-size, processes/workers (with
 // --worker-cmd), socket and http-socket (as --listen), harakiri,
-// max-requests, reload-mercy; master and die-on-term are accepted. Flags
+// max-requests, reload-mercy, stats (and stats-server); master,
+// die-on-term and stats-http are accepted. Flags
 // given on the command line win; every other option is reported once as
 // not used; a bad value is an error naming the file, line and option.
 //
-// --stats belongs to the command line contract but is not supported yet:
-// giving it exits with status 2.
+// --stats ADDR is uWSGI's stats server, served by the master over HTTP
+// (as uWSGI's with stats-http): GET /stats (or /) answers uWSGI's stats
+// document (pid, workers, and spoolers with dir, pid, tasks, respawns,
+// running) plus a "gospool" object with each spool directory's ring
+// counters (the keys of stats --json), spool files and hand-off latency
+// histogram, and the scoreboard's processes; GET /metrics answers the same
+// in Prometheus's text format (gospool_tasks_spooled_total,
+// gospool_handoff_latency_seconds, ... with a dir label). The master logs
+// "*** Stats server enabled on ADDR fd: N ***", and fails to start, exit
+// status 1, when it cannot listen on ADDR. Package master/stats documents
+// every key and series. gospool stats reads the same files without it.
 //
 // Signals to the master: SIGHUP reloads gracefully (new children start,
 // the old ones finish their requests and tasks, the listeners never

@@ -29,7 +29,7 @@ const runSynopsis = `gospool run --spooler DIR... (--spooler-exec CMD | --spoole
                    [--spooler-concurrency N] [--spooler-ordered]
                    [--spooler-retry-delay S] [--spooler-retry-max-delay S]
                    [--spooler-max-retries N] [--spooler-quiet]
-                   [--socket ADDR] [--buffer-size BYTES] [--ini FILE]`
+                   [--socket ADDR] [--buffer-size BYTES] [--stats ADDR] [--ini FILE]`
 
 const runHelp = `Run a gospool master: K spooler processes on each spool directory DIR
 (created when missing) and, with --workers, N worker processes running
@@ -81,18 +81,25 @@ killed.
 --socket ADDR accepts uWSGI remote spool packets (modifier1 17) in the
 master; it is not the workers' socket (that is --listen).
 
+--stats ADDR (host:port, or a unix socket path) serves the master's stats
+over HTTP: GET /stats (or /) is uWSGI's stats server document (pid,
+workers, spoolers with dir, pid, tasks, respawns, running) plus a
+"gospool" object with each directory's ring counters, spool files and
+hand-off latency, and the processes; GET /metrics is the same in
+Prometheus's text format (gospool_tasks_done_total{dir="..."}...). It
+speaks HTTP only, as uWSGI's with stats-http. "gospool stats" needs no
+server.
+
 --ini FILE reads a uWSGI ini file's [uwsgi] section (FILE:SECTION for
 another): spooler, spooler-import (unless --spooler-exec is given),
 spooler-processes, spooler-frequency, spooler-ordered, spooler-quiet,
 spooler-max-tasks, spooler-harakiri, processes/workers, harakiri,
 max-requests, reload-mercy, socket and http-socket (as --listen),
-buffer-size, master and die-on-term (always on here). Flags win. Any other
-option is warned about once.
-
-Not supported yet (it exits with status 2): --stats.`
+buffer-size, stats, master and die-on-term (always on here). Flags win.
+Any other option is warned about once.`
 
 // notYet are contract flags of `gospool run` that this release refuses.
-var notYet = []string{"stats"}
+var notYet = []string{}
 
 // runOptions are what the command line and the ini file say.
 type runOptions struct {
@@ -110,6 +117,7 @@ type runOptions struct {
 	reloadMercy     time.Duration
 	socketAddr      string
 	bufferSize      int
+	statsAddr       string // --stats
 }
 
 func cmdRun(ctx context.Context, a *app, args []string) error {
@@ -143,7 +151,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	flags.StringVar(&o.socketAddr, "socket", "", "accept uWSGI remote spool packets (modifier1 17) on `ADDR`: host:port, or a unix socket path")
 	o.bufferSize = remote.DefaultMaxPacket
 	flags.Var(intValue{&o.bufferSize, 1}, "buffer-size", "the largest remote spool packet accepted, in `BYTES` (uWSGI's buffer-size)")
-	flags.String("stats", "", "serve stats on `ADDR` (not supported yet)")
+	flags.StringVar(&o.statsAddr, "stats", "", "serve the master's stats on `ADDR` (host:port, or a unix socket path): JSON at /stats, Prometheus at /metrics")
 
 	pos, err := flags.parse(a, args)
 	if err != nil {
@@ -210,6 +218,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 		Logger:      logger,
 		Stdout:      a.stdout,
 		Stderr:      a.stderr,
+		StatsAddr:   o.statsAddr,
 	}
 	if o.spoolerHarakiri > 0 {
 		// The command is killed at S by its handler, as uWSGI does; the
@@ -359,6 +368,9 @@ func applyIni(stderr io.Writer, flags *flagSet, path string, o *runOptions) erro
 	}
 	if c.ReloadMercy > 0 && unset("reload-mercy") {
 		o.reloadMercy = time.Duration(c.ReloadMercy) * time.Second
+	}
+	if c.Stats != "" && unset("stats") {
+		o.statsAddr = c.Stats
 	}
 	if unset("listen") {
 		o.listen = append(o.listen, c.Sockets...)

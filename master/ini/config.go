@@ -28,6 +28,7 @@ type Config struct {
 	BufferSize       int // buffer-size; above 65535 it is 65535, as in uWSGI
 	MaxRequests      int
 	ReloadMercy      int
+	Stats            string   // stats, stats-server: the stats server's address
 	Unsupported      []Option // every other option, in order (the caller warns once per key)
 }
 
@@ -42,6 +43,7 @@ var Ignored = map[string]string{
 	"enable-threads":     "it enables the GIL for threads in uWSGI's embedded Python; gospool embeds no interpreter",
 	"single-interpreter": "it concerns uWSGI's embedded Python sub-interpreters; gospool embeds no interpreter",
 	"thunder-lock":       "it serialises accept() among uWSGI's workers; gospool has no accept thundering herd to avoid",
+	"stats-http":         "gospool's stats server always speaks HTTP",
 	"vacuum":             "gospool removes a stale unix socket before it binds and its listener unlinks the socket on close; it writes no pidfile",
 }
 
@@ -73,6 +75,8 @@ var fields = map[string]setter{
 	"buffer-size":           count(func(c *Config) *int { return &c.BufferSize }, 65535),
 	"max-requests":          count(func(c *Config) *int { return &c.MaxRequests }, math.MaxInt),
 	"reload-mercy":          count(func(c *Config) *int { return &c.ReloadMercy }, math.MaxInt32),
+	"stats":                 str(func(c *Config) *string { return &c.Stats }),
+	"stats-server":          str(func(c *Config) *string { return &c.Stats }),
 }
 
 // Parse maps options to Config. Lists keep every value in order; for a
@@ -103,6 +107,14 @@ func strs(f func(*Config) *[]string) setter {
 	return func(c *Config, o Option) error {
 		p := f(c)
 		*p = append(*p, o.Value)
+		return nil
+	}
+}
+
+// str keeps the last value.
+func str(f func(*Config) *string) setter {
+	return func(c *Config, o Option) error {
+		*f(c) = o.Value
 		return nil
 	}
 }

@@ -43,6 +43,9 @@ module = app:application
 spooler_processes = 9
 p = 2
 module = other
+stats-server = 127.0.0.1:1717
+stats = 127.0.0.1:9191
+stats-http = true
 `})
 	o, err := Load(filepath.Join(dir, "app.ini"))
 	if err != nil {
@@ -74,6 +77,7 @@ module = other
 		BufferSize:       65535,
 		MaxRequests:      5000,
 		ReloadMercy:      10,
+		Stats:            "127.0.0.1:9191",
 		Unsupported: []Option{
 			{Key: "module", Value: "app:application", File: p, Line: 32},
 			{Key: "spooler_processes", Value: "9", File: p, Line: 33},

@@ -4,7 +4,9 @@
 //
 // The master writes who runs in each slot (pid, role, number, respawns);
 // each child writes what it is doing (busy since when, on which task or
-// request, how many it finished). The master reads the busy clock once a
+// request, how many it finished) and spoolers how long their ring tasks
+// waited to be handed over (a fixed-bucket histogram, for the master's
+// stats server). The master reads the busy clock once a
 // second to enforce harakiri, and `gospool stats` reads the whole table
 // without asking anyone: the file is `gospool.procs` in the first spool
 // directory, with a symbolic link of the same name in every other one.

@@ -20,13 +20,13 @@ import (
 //	------  ----  --------------------------------------  --
 //	HEADER (64 bytes)
 //	0       8     magic "GOSPPROC"                        W
-//	8       4     version (1)                             W
+//	8       4     version (2)                             W
 //	12      4     slots N                                 W
 //	16      4     master pid                              W
 //	20      4     reloads done (SIGHUP)                   W
 //	24      8     master started, unix ns                 W
 //	32      32    reserved (zero)
-//	SLOT i at 64 + i*128
+//	SLOT i at 64 + i*256
 //	+0      4     pid (0: slot free)                      W
 //	+4      1     role: 1 worker, 2 spooler               W
 //	+5      1     state: 1 running, 2 stopping, 3 recycling   W/C
@@ -40,16 +40,23 @@ import (
 //	+44     4     length of the current name              C
 //	+48     16    reserved (zero)
 //	+64     64    current task or request, truncated      C
-//	file size = 64 + N*128
+//	+128    8     hand-off latency: sum of the ring tasks'  C
+//	              waits, ns (spoolers)
+//	+136    120   hand-off latency: 15 counts of 8 bytes,   C
+//	              one per bucket of HandoffBounds, the last
+//	              for longer waits (not cumulative)
+//	file size = 64 + N*256
+//
+// Version 1 had 128-byte slots without the hand-off latency.
 const (
 	// FileName is the scoreboard's name in the first spool directory.
 	FileName = "gospool.procs"
 	// Magic opens every scoreboard file.
 	Magic   = "GOSPPROC"
-	version = 1
+	version = 2
 
 	headerSize = 64
-	slotSize   = 128
+	slotSize   = 256
 	nameMax    = 64
 
 	offMagic   = 0
@@ -69,6 +76,8 @@ const (
 	sTries    = 40
 	sNameLen  = 44
 	sName     = 64
+	sHandSum  = 128
+	sHandCnt  = 136
 
 	maxSlots = 1 << 16
 )
@@ -276,6 +285,10 @@ func (s *Slot) Claim(pid int, role Role, number, respawns, dirIndex int, spawned
 	b := s.b
 	b.u64(s.off + sDone).Store(0)
 	b.u64(s.off + sBusy).Store(0)
+	b.u64(s.off + sHandSum).Store(0)
+	for i := range HandoffBuckets {
+		b.u64(s.off + sHandCnt + 8*i).Store(0)
+	}
 	b.u32(s.off + sNameLen).Store(0)
 	b.u32(s.off + sTries).Store(0)
 	b.u32(s.off + sRespawns).Store(uint32(respawns))
@@ -285,7 +298,9 @@ func (s *Slot) Claim(pid int, role Role, number, respawns, dirIndex int, spawned
 	b.u32(s.off + sPid).Store(uint32(pid))
 }
 
-// Free marks the slot unused after its child was reaped.
+// Free marks the slot unused after its child was reaped. The hand-off
+// histogram stays until the next Claim, so that the master can add the dead
+// child's counts to its totals first.
 func (s *Slot) Free() {
 	s.b.u32(s.off + sPid).Store(0)
 	s.b.u64(s.off + sBusy).Store(0)

@@ -17,13 +17,13 @@ func TestLayout(t *testing.T) {
 			t.Errorf("header word at %d is not 4-aligned", off)
 		}
 	}
-	for _, off := range []int{offStarted, headerSize + sSpawned, headerSize + sDone, headerSize + sBusy} {
+	for _, off := range []int{offStarted, headerSize + sSpawned, headerSize + sDone, headerSize + sBusy, headerSize + sHandSum, headerSize + sHandCnt} {
 		if off%8 != 0 {
 			t.Errorf("8-byte word at %d is not 8-aligned", off)
 		}
 	}
-	if sName+nameMax != slotSize || headerSize%8 != 0 || slotSize%8 != 0 {
-		t.Errorf("slot layout: name ends at %d, slot is %d", sName+nameMax, slotSize)
+	if sName+nameMax != sHandSum || sHandSum+8 != sHandCnt || sHandCnt+8*HandoffBuckets != slotSize || headerSize%8 != 0 || slotSize%8 != 0 {
+		t.Errorf("slot layout: name ends at %d, histogram at %d..%d, slot is %d", sName+nameMax, sHandSum, sHandCnt+8*HandoffBuckets, slotSize)
 	}
 	dir := t.TempDir()
 	b, err := Create(filepath.Join(dir, FileName), 3)
@@ -165,5 +165,63 @@ func TestBadFiles(t *testing.T) {
 	}
 	if _, err := Create(filepath.Join(dir, FileName), 0); err == nil {
 		t.Error("0 slots accepted")
+	}
+}
+
+// A spooler's hand-off latencies land in their buckets, bounds inclusive,
+// concurrently; a reader sees them, Free keeps them for the master to
+// harvest, and the next Claim clears them.
+func TestHandoffHistogram(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	b, err := Create(path, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.Slot(1).Claim(42, Spooler, 1, 0, 0, time.Now())
+	f, _ := os.OpenFile(path, os.O_RDWR, 0)
+	child, err := FromFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer child.Close()
+	tr := NewTracker(child.Slot(1))
+	waits := []time.Duration{-time.Microsecond, 0, 10 * time.Microsecond, 11 * time.Microsecond, time.Millisecond, 10 * time.Second, time.Minute}
+	want := [HandoffBuckets]uint64{}
+	for _, i := range []int{0, 0, 0, 1, 6, 13, 14} {
+		want[i] += 8
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, d := range waits {
+				tr.ObserveHandoff(d)
+			}
+		}()
+	}
+	wg.Wait()
+	var sum time.Duration
+	for _, d := range waits[1:] {
+		sum += 8 * d
+	}
+	h := b.Slot(1).Handoff()
+	if h.Counts != want || h.Sum != sum || h.Count() != 8*uint64(len(waits)) {
+		t.Errorf("histogram %+v, want counts %v and sum %v", h, want, sum)
+	}
+	var total Histogram
+	total.Add(h)
+	total.Add(h)
+	if total.Count() != 2*h.Count() || total.Sum != 2*h.Sum {
+		t.Errorf("Add: %+v", total)
+	}
+	b.Slot(1).Free()
+	if got := b.Slot(1).Handoff(); got != h {
+		t.Errorf("after Free: %+v, want it kept", got)
+	}
+	b.Slot(1).Claim(43, Spooler, 1, 1, 0, time.Now())
+	if got := b.Slot(1).Handoff(); got != (Histogram{}) {
+		t.Errorf("after Claim: %+v, want zero", got)
 	}
 }
