@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gospool/gospool/master/stats"
 	"github.com/gospool/gospool/spooler"
 	"github.com/gospool/gospool/spooler/ring"
 )
@@ -171,7 +172,7 @@ as uWSGI spool files when a task must wait or is too big for the ring.
 
 	fmt.Fprintf(out.w, "\nall %d tasks ran. The ring's counters, as \"gospool stats --spooler DIR\" shows them:\n\n", len(tasks))
 	printRing(out.w, ringPath, r.Stats())
-	if files, err := countFiles(s.Dir(), time.Now(), true); err == nil {
+	if files, err := stats.CountFiles(s.Dir(), time.Now()); err == nil {
 		fmt.Fprintf(out.w, "spool files: %d due now, %d scheduled for later\n", files.Due, files.Scheduled)
 	}
 	fmt.Fprint(out.w, `

@@ -13,6 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/gospool/gospool/master/stats"
 	"github.com/gospool/gospool/spooler/ring"
 	"github.com/gospool/gospool/spooler/spoolfile"
 	"github.com/gospool/gospool/spooler/task"
@@ -120,9 +121,9 @@ func inspectRing(w io.Writer, path string, asJSON bool) error {
 	st := r.Stats()
 	if asJSON {
 		return writeJSON(w, struct {
-			Path string  `json:"path"`
-			Ring ringDoc `json:"ring"`
-		}{path, ringDocOf(st)})
+			Path string     `json:"path"`
+			Ring stats.Ring `json:"ring"`
+		}{path, stats.RingOf(st)})
 	}
 	printRing(w, path, st)
 	return nil

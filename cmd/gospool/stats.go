@@ -7,16 +7,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/gospool/gospool/master/scoreboard"
+	"github.com/gospool/gospool/master/stats"
 	"github.com/gospool/gospool/spooler/ring"
-	"github.com/gospool/gospool/spooler/spoolfile"
 )
 
 const statsHelp = `Show the state of the spool directory DIR without disturbing it: the
@@ -76,13 +74,13 @@ func cmdStats(_ context.Context, a *app, args []string) error {
 	}
 	defer r.Close()
 	st := r.Stats()
-	files, err := countFiles(dir, time.Now(), true)
+	files, err := stats.CountFiles(dir, time.Now())
 	if err != nil {
 		return err
 	}
 	procs := readMaster(dir)
 	if *asJSON {
-		return writeJSON(a.stdout, statsDoc{Dir: dir, Ring: ringDocOf(st), Files: files, Master: procs})
+		return writeJSON(a.stdout, statsDoc{Dir: dir, Ring: stats.RingOf(st), Files: files, Master: procs})
 	}
 	fmt.Fprintf(a.stdout, "spool directory %s\n", dir)
 	printRing(a.stdout, path, st)
@@ -167,64 +165,10 @@ func printMaster(w io.Writer, m *masterDoc) {
 
 // statsDoc is the JSON of `gospool stats --json`.
 type statsDoc struct {
-	Dir    string     `json:"dir"`
-	Ring   ringDoc    `json:"ring"`
-	Files  filesDoc   `json:"files"`
-	Master *masterDoc `json:"master,omitempty"`
-}
-
-type ringDoc struct {
-	Spooled   uint64        `json:"spooled"`
-	Spilled   uint64        `json:"spilled"`
-	Done      uint64        `json:"done"`
-	Retried   uint64        `json:"retried"`
-	Failed    uint64        `json:"failed"`
-	Ignored   uint64        `json:"ignored"`
-	Corrupt   uint64        `json:"corrupt"`
-	Dead      uint64        `json:"dead"`
-	InFlight  uint64        `json:"in_flight"`
-	Ready     int           `json:"ready"`
-	Claimed   int           `json:"claimed"`
-	Fill      float64       `json:"fill"` // percent
-	Sleepers  uint32        `json:"sleepers"`
-	Lanes     []laneDoc     `json:"lanes"`
-	Consumers []consumerDoc `json:"consumers"`
-}
-
-type laneDoc struct {
-	Lane     int  `json:"lane"`
-	OwnerPid int  `json:"owner_pid"`
-	Ready    int  `json:"ready"`
-	Claimed  int  `json:"claimed"`
-	Writing  bool `json:"writing"`
-}
-
-type consumerDoc struct {
-	Entry int    `json:"entry"`
-	Pid   int    `json:"pid"`
-	Tasks uint64 `json:"tasks"`
-	Since string `json:"since"` // RFC 3339
-}
-
-type filesDoc struct {
-	Due       int `json:"due"`
-	Scheduled int `json:"scheduled"`
-}
-
-func ringDocOf(st ring.Stats) ringDoc {
-	d := ringDoc{
-		Spooled: st.Spooled, Spilled: st.Spilled, Done: st.Done, Retried: st.Retried,
-		Failed: st.Failed, Ignored: st.Ignored, Corrupt: st.Corrupt, Dead: st.Dead, InFlight: st.InFlight,
-		Ready: st.Ready, Claimed: st.Claimed, Fill: st.Fill * 100, Sleepers: st.Sleepers,
-		Lanes: []laneDoc{}, Consumers: []consumerDoc{},
-	}
-	for _, l := range st.Lanes {
-		d.Lanes = append(d.Lanes, laneDoc{Lane: l.Lane, OwnerPid: l.OwnerPid, Ready: l.Ready, Claimed: l.Claimed, Writing: l.Writing})
-	}
-	for _, c := range st.Consumers {
-		d.Consumers = append(d.Consumers, consumerDoc{Entry: c.Entry, Pid: c.Pid, Tasks: c.Tasks, Since: c.Since.Format(time.RFC3339Nano)})
-	}
-	return d
+	Dir    string      `json:"dir"`
+	Ring   stats.Ring  `json:"ring"`
+	Files  stats.Files `json:"files"`
+	Master *masterDoc  `json:"master,omitempty"`
 }
 
 // printRing writes the text form of a ring's stats.
@@ -279,50 +223,6 @@ func sizeString(n int) string {
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d bytes", n)
-}
-
-// countFiles counts the uWSGI spool files waiting in dir and in its
-// priority sub-directories (all-digit names, as uWSGI's): due when their
-// mtime (their "at") has come, scheduled otherwise.
-func countFiles(dir string, now time.Time, top bool) (filesDoc, error) {
-	var n filesDoc
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return n, fmt.Errorf("reading spool directory %s: %w", dir, unwrapPath(err))
-	}
-	for _, e := range ents {
-		name := e.Name()
-		if top && e.IsDir() && allDigits(name) {
-			sub, err := countFiles(filepath.Join(dir, name), now, false)
-			if err == nil {
-				n.Due += sub.Due
-				n.Scheduled += sub.Scheduled
-			}
-			continue
-		}
-		if !strings.HasPrefix(name, spoolfile.Prefix) || !e.Type().IsRegular() {
-			continue
-		}
-		fi, err := e.Info()
-		if err != nil {
-			continue // run and removed since the listing
-		}
-		if fi.ModTime().After(now) {
-			n.Scheduled++
-		} else {
-			n.Due++
-		}
-	}
-	return n, nil
-}
-
-func allDigits(s string) bool {
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // writeJSON prints v as one line of JSON.

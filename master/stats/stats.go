@@ -321,7 +321,8 @@ func (s *Server) document(sn snapshot) Document {
 	for _, d := range sn.dirs {
 		dd := Dir{Dir: d.dir, Files: d.files, Handoff: handoffDoc(d.handoff)}
 		if d.ring != nil {
-			dd.Ring = ringDoc(*d.ring)
+			r := RingOf(*d.ring)
+			dd.Ring = &r
 		}
 		if d.err != nil {
 			dd.Error = d.err.Error()
@@ -331,8 +332,10 @@ func (s *Server) document(sn snapshot) Document {
 	return doc
 }
 
-func ringDoc(st ring.Stats) *Ring {
-	d := &Ring{
+// RingOf is a ring's stats in the document's form (what `gospool stats
+// --json` prints as "ring").
+func RingOf(st ring.Stats) Ring {
+	d := Ring{
 		Spooled: st.Spooled, Spilled: st.Spilled, Done: st.Done, Retried: st.Retried,
 		Failed: st.Failed, Ignored: st.Ignored, Corrupt: st.Corrupt, Dead: st.Dead, InFlight: st.InFlight,
 		Ready: st.Ready, Claimed: st.Claimed, Fill: st.Fill * 100, Sleepers: st.Sleepers,
