@@ -303,30 +303,14 @@ func measure(ctx context.Context, a *app, o bench.Options, sess *bench.Session, 
 			r.Close()
 		}
 	}()
-	ready := map[int]bool{}
-	deadline := time.Now().Add(benchReadyTimeout)
-	for {
+	warm := func() bool {
 		if r == nil {
 			r, _ = ring.Open(ringPath, ring.Options{ReadOnly: true}) // the master makes it
 		}
-		if r != nil && len(ready) == o.Producers && r.Stats().Done >= uint64(o.Producers) {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the producers and the spooler were not ready within %v (%d of %d producers ready)",
-				benchReadyTimeout, len(ready), o.Producers)
-		}
-		select {
-		case k, ok := <-sess.Ready():
-			if ok {
-				ready[k] = true
-				continue
-			}
-		default:
-		}
-		if err := wait(); err != nil {
-			return nil, err
-		}
+		return r != nil && r.Stats().Done >= uint64(o.Producers)
+	}
+	if err := waitReady(sess, o.Producers, "the producers and the spooler", warm, wait); err != nil {
+		return nil, err
 	}
 
 	if err := sess.Start(ring.MonotonicNanos() + int64(benchStartAhead)); err != nil {
@@ -438,4 +422,30 @@ func (b *tailBuffer) lastLines(n int) string {
 		}
 	}
 	return strings.Join(out, " | ")
+}
+
+// waitReady waits until every producer of sess has said it is ready and
+// warm reports that the spooler has run the warm-up tasks, at most
+// benchReadyTimeout; wait paces the loop and reports a failure of the run.
+func waitReady(sess *bench.Session, producers int, who string, warm func() bool, wait func() error) error {
+	ready := map[int]bool{}
+	deadline := time.Now().Add(benchReadyTimeout)
+	for len(ready) < producers || !warm() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s were not ready within %v (%d of %d producers ready)",
+				who, benchReadyTimeout, len(ready), producers)
+		}
+		select {
+		case k, ok := <-sess.Ready():
+			if ok {
+				ready[k] = true
+				continue
+			}
+		default:
+		}
+		if err := wait(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -37,31 +37,7 @@ type benchResult struct {
 func runBench(t *testing.T, args ...string) result {
 	t.Helper()
 	tmp := t.TempDir()
-	c := exec.Command(gospoolBin, append([]string{"bench"}, args...)...)
-	c.Env = append(childEnv(), "TMPDIR="+tmp)
-	var stdout, stderr bytes.Buffer
-	c.Stdout, c.Stderr = &stdout, &stderr
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(2 * time.Minute):
-		c.Process.Kill()
-		<-done
-		t.Fatalf("gospool bench %q did not finish; stderr:\n%s", args, stderr.String())
-	}
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatal(err)
-		}
-		r.code = ee.ExitCode()
-	}
+	r := gospoolOpts(t, cmdOpts{env: []string{"TMPDIR=" + tmp}, timeout: 2 * time.Minute}, append([]string{"bench"}, args...)...)
 	left, _ := os.ReadDir(tmp)
 	for _, e := range left {
 		if strings.HasPrefix(e.Name(), "gospool-bench-") {

@@ -84,24 +84,8 @@ func measureUWSGIRun(ctx context.Context, o bench.Options, sess *bench.Session, 
 		}
 		return sess.Failed()
 	}
-	ready := map[int]bool{}
-	deadline := time.Now().Add(benchReadyTimeout)
-	for len(ready) < o.Producers || !sess.UWSGIWarm() {
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the mules and the spooler were not ready within %v (%d of %d producers ready)",
-				benchReadyTimeout, len(ready), o.Producers)
-		}
-		select {
-		case k, ok := <-sess.Ready():
-			if ok {
-				ready[k] = true
-				continue
-			}
-		default:
-		}
-		if err := wait(); err != nil {
-			return nil, err
-		}
+	if err := waitReady(sess, o.Producers, "the mules and the spooler", sess.UWSGIWarm, wait); err != nil {
+		return nil, err
 	}
 	if err := sess.Start(ring.MonotonicNanos() + int64(benchStartAhead)); err != nil {
 		return nil, err
@@ -113,7 +97,7 @@ func measureUWSGIRun(ctx context.Context, o bench.Options, sess *bench.Session, 
 		limit += time.Duration(float64(o.Tasks) / o.Rate * float64(time.Second))
 	}
 	limit += time.Duration(o.Tasks) * 5 * time.Millisecond
-	deadline = time.Now().Add(limit)
+	deadline := time.Now().Add(limit)
 	for !sess.Complete(o.Producers) {
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("not every task was handled within %v", limit)

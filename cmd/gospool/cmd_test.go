@@ -63,9 +63,10 @@ type result struct {
 
 // cmdOpts tune one gospool run.
 type cmdOpts struct {
-	dir   string   // working directory
-	env   []string // added to the environment
-	stdin string
+	dir     string   // working directory
+	env     []string // added to the environment
+	stdin   string
+	timeout time.Duration // 10 s when zero
 }
 
 // gospool runs the binary to completion (10 s at most).
@@ -80,6 +81,10 @@ func gospoolOpts(t *testing.T, o cmdOpts, args ...string) result {
 	c.Dir = o.dir
 	c.Env = append(childEnv(), o.env...)
 	c.Stdin = strings.NewReader(o.stdin)
+	timeout := o.timeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
 	var stdout, stderr bytes.Buffer
 	c.Stdout, c.Stderr = &stdout, &stderr
 	if err := c.Start(); err != nil {
@@ -90,10 +95,10 @@ func gospoolOpts(t *testing.T, o cmdOpts, args ...string) result {
 	var err error
 	select {
 	case err = <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(timeout):
 		c.Process.Kill()
 		<-done
-		t.Fatalf("gospool %q did not finish within 10s; stderr:\n%s", args, stderr.String())
+		t.Fatalf("gospool %q did not finish within %v; stderr:\n%s", args, timeout, stderr.String())
 	}
 	r := result{stdout: stdout.String(), stderr: stderr.String()}
 	if err != nil {
