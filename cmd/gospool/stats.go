@@ -91,22 +91,10 @@ func cmdStats(_ context.Context, a *app, args []string) error {
 
 // masterDoc is what the scoreboard of a running master says.
 type masterDoc struct {
-	Pid       int       `json:"pid"`
-	Started   string    `json:"started"`
-	Reloads   int       `json:"reloads"`
-	Processes []procDoc `json:"processes"`
-}
-
-type procDoc struct {
-	Pid       int    `json:"pid"`
-	Role      string `json:"role"`
-	Number    int    `json:"number"`
-	State     string `json:"state"`
-	Respawns  int    `json:"respawns"`
-	Spawned   string `json:"spawned"`
-	Done      uint64 `json:"done"`
-	BusySince string `json:"busy_since,omitempty"`
-	Current   string `json:"current,omitempty"`
+	Pid       int             `json:"pid"`
+	Started   string          `json:"started"`
+	Reloads   int             `json:"reloads"`
+	Processes []stats.Process `json:"processes"`
 }
 
 // readMaster reads DIR's scoreboard; nil when no master is running.
@@ -120,18 +108,11 @@ func readMaster(dir string) *masterDoc {
 	if pid == 0 || syscall.Kill(pid, 0) == syscall.ESRCH {
 		return nil // the master of that board is gone
 	}
-	doc := &masterDoc{Pid: pid, Started: started.Format(time.RFC3339), Reloads: reloads, Processes: []procDoc{}}
+	doc := &masterDoc{Pid: pid, Started: started.Format(time.RFC3339), Reloads: reloads, Processes: []stats.Process{}}
 	for i := 0; i < b.Len(); i++ {
-		p, ok := b.Slot(i).Read()
-		if !ok {
-			continue
+		if p, ok := b.Slot(i).Read(); ok {
+			doc.Processes = append(doc.Processes, stats.ProcessOf(p, ""))
 		}
-		d := procDoc{Pid: p.Pid, Role: p.Role.String(), Number: p.Number, State: p.State.String(),
-			Respawns: p.Respawns, Spawned: p.Spawned.Format(time.RFC3339), Done: p.Done, Current: p.Current}
-		if !p.BusySince.IsZero() {
-			d.BusySince = p.BusySince.Format(time.RFC3339Nano)
-		}
-		doc.Processes = append(doc.Processes, d)
 	}
 	sort.Slice(doc.Processes, func(i, j int) bool {
 		a, b := doc.Processes[i], doc.Processes[j]

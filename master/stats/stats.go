@@ -187,6 +187,18 @@ type Process struct {
 	Current   string `json:"current,omitempty"`
 }
 
+// ProcessOf is a scoreboard slot in the document's form (what `gospool
+// stats --json` prints in "master.processes"); dir is the spool directory
+// of a spooler, "" to leave it out.
+func ProcessOf(p scoreboard.Proc, dir string) Process {
+	pd := Process{Pid: p.Pid, Role: p.Role.String(), Number: p.Number, Dir: dir, State: p.State.String(),
+		Respawns: p.Respawns, Spawned: p.Spawned.Format(time.RFC3339), Done: p.Done, Current: p.Current}
+	if !p.BusySince.IsZero() {
+		pd.BusySince = p.BusySince.Format(time.RFC3339Nano)
+	}
+	return pd
+}
+
 // snapshot is one reading of everything, shared by /stats and /metrics.
 type snapshot struct {
 	masterPid int
@@ -311,12 +323,7 @@ func (s *Server) document(sn snapshot) Document {
 			}
 			doc.Spoolers = append(doc.Spoolers, Spooler{Dir: dir, Pid: p.Pid, Tasks: p.Done, Respawns: p.Respawns, Running: running})
 		}
-		pd := Process{Pid: p.Pid, Role: p.Role.String(), Number: p.Number, Dir: dir, State: p.State.String(),
-			Respawns: p.Respawns, Spawned: p.Spawned.Format(time.RFC3339), Done: p.Done, Current: p.Current}
-		if busy {
-			pd.BusySince = p.BusySince.Format(time.RFC3339Nano)
-		}
-		doc.Gospool.Processes = append(doc.Gospool.Processes, pd)
+		doc.Gospool.Processes = append(doc.Gospool.Processes, ProcessOf(p, dir))
 	}
 	for _, d := range sn.dirs {
 		dd := Dir{Dir: d.dir, Files: d.files, Handoff: handoffDoc(d.handoff)}
