@@ -372,10 +372,9 @@ func (m *master) start(p *proc, respawn bool) {
 	var ringFDs []string
 	extra := []*os.File{m.lifeR, m.board.File()}
 	extra = append(extra, m.listeners...)
-	for i, r := range m.rings {
+	for _, r := range m.rings {
 		ringFDs = append(ringFDs, strconv.Itoa(worker.FDLife+len(extra)))
 		extra = append(extra, r.File())
-		_ = i
 	}
 	role := worker.RoleWorker
 	if p.role == scoreboard.Spooler {
@@ -689,4 +688,3 @@ func signame(sig syscall.Signal) string {
 	return sig.String()
 }
 
-var _ = errors.New
