@@ -687,4 +687,3 @@ func signame(sig syscall.Signal) string {
 	}
 	return sig.String()
 }
-
