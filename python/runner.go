@@ -149,10 +149,19 @@ type Pool struct {
 
 	failErr  error // the last failed start, for importFailPause
 	failTime time.Time
+
+	// starting counts the runners startIdle is starting; startDone is
+	// closed when it drops to 0.
+	starting  int
+	startDone chan struct{}
+
+	// life ends with Close; it bounds the starts of replacement runners.
+	life     context.Context
+	lifeDone context.CancelFunc
 }
 
-// New returns a Pool. It starts nothing: runners are started by the first
-// tasks that need them.
+// New returns a Pool. It starts nothing: runners are started by [Pool.Warm]
+// or by the first tasks that need them.
 func New(cfg Config) (*Pool, error) {
 	if len(cfg.Modules) == 0 {
 		return nil, errors.New("python: no module to import: give at least one --spooler-import MODULE")
@@ -182,6 +191,7 @@ func New(cfg Config) (*Pool, error) {
 		env = os.Environ()
 	}
 	p := &Pool{cfg: cfg, slots: make(chan struct{}, cfg.Size), live: map[*proc]struct{}{}}
+	p.life, p.lifeDone = context.WithCancel(context.Background())
 	for _, kv := range env {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
@@ -191,6 +201,67 @@ func New(cfg Config) (*Pool, error) {
 		p.env = append(p.env, kv)
 	}
 	return p, nil
+}
+
+// Warm starts Size runners at once and waits until their imports are done
+// (or failed), as a uWSGI spooler imports its spooler-import modules before
+// it takes a task: a slow import is then not counted in the first tasks'
+// time, so it cannot set off the spooler's harakiri. It returns the first
+// start error (an import error: [ErrImport]); the runners that did start
+// are kept, and tasks start the missing ones later.
+func (p *Pool) Warm(ctx context.Context) error {
+	p.mu.Lock()
+	missing := max(p.cfg.Size-len(p.live)-p.starting, 0)
+	for range missing {
+		p.beginStart()
+	}
+	p.mu.Unlock()
+	errs := make(chan error, missing)
+	for range missing {
+		go func() { errs <- p.startIdle(ctx) }()
+	}
+	var first error
+	for range missing {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// beginStart counts a runner about to be started by startIdle, so that
+// tasks wait for it instead of starting another. p.mu is held.
+func (p *Pool) beginStart() {
+	if p.starting == 0 {
+		p.startDone = make(chan struct{})
+	}
+	p.starting++
+}
+
+// startIdle starts a runner and makes it idle. A runner beyond Size (a
+// task started one meanwhile) is stopped instead.
+// The caller has counted it in p.starting with beginStart.
+func (p *Pool) startIdle(ctx context.Context) error {
+	pr, err := p.start(ctx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.starting--; p.starting == 0 {
+		close(p.startDone) // wakes the tasks waiting in get
+	}
+	if err != nil {
+		if errors.Is(err, ErrImport) {
+			p.failErr, p.failTime = err, time.Now()
+		}
+		return err
+	}
+	p.failErr = nil
+	if p.closed || len(p.live) >= p.cfg.Size {
+		go func() { pr.stop() }()
+		return nil
+	}
+	p.live[pr] = struct{}{}
+	p.idle = append(p.idle, pr)
+	return nil
 }
 
 // proc is one runner process.
@@ -345,6 +416,18 @@ func (p *Pool) get(ctx context.Context) (*proc, error) {
 		p.mu.Unlock()
 		return nil, err
 	}
+	if p.starting > 0 {
+		// A runner is being started for the pool (Warm, or the replacement
+		// of a dead one): wait for it rather than start one more.
+		wait := p.startDone
+		p.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return p.get(ctx)
+	}
 	p.mu.Unlock()
 
 	pr, err := p.start(ctx)
@@ -375,16 +458,35 @@ func (p *Pool) put(pr *proc) {
 		pr.stop()
 		return
 	}
+	if len(p.live) > p.cfg.Size {
+		// A replacement started while this one ran a task: one too many.
+		delete(p.live, pr)
+		go pr.stop()
+		return
+	}
 	p.idle = append(p.idle, pr)
 }
 
-// discard forgets a runner that is dead or being killed.
+// discard forgets a runner that is dead or being killed, and starts its
+// replacement in the background, so that the next task does not wait for
+// (nor have its harakiri count) the imports.
 func (p *Pool) discard(pr *proc) {
 	pr.kill()
 	p.mu.Lock()
 	delete(p.live, pr)
+	replace := !p.closed
+	if replace {
+		p.beginStart()
+	}
 	p.mu.Unlock()
 	pr.close()
+	if replace {
+		go func() {
+			if err := p.startIdle(p.life); err != nil && p.life.Err() == nil {
+				p.cfg.Logger.Printf("python: starting a runner to replace pid %d: %v", pr.pid, err)
+			}
+		}()
+	}
 }
 
 // Close stops the pool: idle runners get EOF and exit (SIGKILL after a
@@ -397,6 +499,7 @@ func (p *Pool) Close() error {
 		return nil
 	}
 	p.closed = true
+	p.lifeDone()
 	idle := p.idle
 	p.idle = nil
 	for _, pr := range idle {

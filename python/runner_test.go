@@ -535,6 +535,69 @@ func TestHarakiri(t *testing.T) {
 	}
 }
 
+// Warm imports before the first task, so that a slow import does not count
+// toward the spooler's harakiri (uWSGI imports before it takes tasks); a
+// runner killed by a harakiri is replaced at once, before the next task.
+func TestWarm(t *testing.T) {
+	t.Parallel()
+	tp := newTestPool(t, 2, 0, "slowimport", "udtasks")
+	if err := tp.Warm(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	warm := tp.Pids()
+	if len(warm) != 2 {
+		t.Fatalf("after Warm: runner pids %v, want 2", warm)
+	}
+	dir := t.TempDir()
+	s, err := spooler.New(spooler.Config{Dir: dir, Concurrency: 2, Harakiri: time.Second,
+		RetryDelay: time.Hour, Logger: log.New(tp.logs, "", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.HandleDefault(tp.Handle)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	c, err := spooler.NewClient(dir, spooler.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The import takes 1.5 s, the harakiri is 1 s: only a warm pool runs it.
+	if _, err := c.Spool(ctx, ctl("do", "ok", "id", "first")); err != nil {
+		t.Fatal(err)
+	}
+	tp.waitRecord(t, "ctl", "do", "ok")
+	if !waitOutput(t, tp.logs, "done with task ") {
+		t.FailNow()
+	}
+	if strings.Contains(tp.logs.String(), "HARAKIRI") {
+		t.Errorf("the first task was killed by the harakiri:\n%s", tp.logs)
+	}
+
+	// A hung task is killed; its runner is replaced with no task waiting.
+	if _, err := c.Spool(ctx, ctl("do", "hang", "id", "hung")); err != nil {
+		t.Fatal(err)
+	}
+	hung := int(tp.waitRecord(t, "ctl", "do", "hang")["pid"].(float64))
+	if !waitOutput(t, tp.logs, "*** HARAKIRI ON THE SPOOLER") {
+		t.FailNow()
+	}
+	waitGone(t, hung)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pids := tp.Pids()
+		if len(pids) == 2 && !slices.Contains(pids, hung) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("runner pids %v: the killed runner %d was not replaced; log:\n%s", pids, hung, tp.logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // A module that fails to import: a clear error, the traceback in the log.
 func TestImportError(t *testing.T) {
 	t.Parallel()

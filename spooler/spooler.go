@@ -148,6 +148,8 @@ type Spooler struct {
 	log      *log.Logger
 	handlers map[string]HandlerFunc
 	fallback HandlerFunc
+	// beforeTasks: see BeforeTasks.
+	beforeTasks func(ctx context.Context) error
 
 	// Set by Run.
 	ring    *ring.Ring
@@ -225,6 +227,14 @@ func (s *Spooler) Handle(name string, fn HandlerFunc) { s.handlers[name] = fn }
 
 // HandleDefault registers fn for tasks no named handler takes.
 func (s *Spooler) HandleDefault(fn HandlerFunc) { s.fallback = fn }
+
+// BeforeTasks registers fn to run once in Run, after the spooler has
+// attached to the ring (so producers already hand their tasks to it) and
+// before it takes its first task: the place for slow preparations that
+// must not count toward a task's Harakiri, as uWSGI's spooler imports its
+// spooler-import modules before it takes tasks. fn's context ends with a
+// stop; an error it returns ends Run with that error. Call before Run.
+func (s *Spooler) BeforeTasks(fn func(ctx context.Context) error) { s.beforeTasks = fn }
 
 func (s *Spooler) handlerFor(t *Task) HandlerFunc {
 	if fn, ok := s.handlers[t.Name()]; ok {
@@ -340,6 +350,14 @@ func (s *Spooler) Run(ctx context.Context) error {
 		s.log.Printf("[spooler %s] %v; new spool files are seen at the next scan only", s.dir, err)
 	} else {
 		defer watcher.Close()
+	}
+
+	if s.beforeTasks != nil {
+		// Attached to the ring (producers use it) and watching the
+		// directory, but taking no task until the handlers are ready.
+		if err := s.beforeTasks(loopCtx); err != nil && loopCtx.Err() == nil {
+			return fmt.Errorf("spooler %s: before the first task: %w", s.dir, err)
+		}
 	}
 
 	var (

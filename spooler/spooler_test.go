@@ -230,3 +230,56 @@ func TestRetryAcrossRestart(t *testing.T) {
 		}
 	}
 }
+
+// BeforeTasks runs once Run is attached to the ring: a task spooled then
+// goes into the ring (not a file) and waits; no task runs before the hook
+// returns, and a task's harakiri does not count the hook's time.
+func TestBeforeTasks(t *testing.T) {
+	dir := t.TempDir()
+	release := make(chan struct{})
+	var hookDone, ran sync.WaitGroup
+	hookDone.Add(1)
+	ran.Add(1)
+	var early bool
+	_, logs := startSpooler(t, Config{Dir: dir, Harakiri: 200 * time.Millisecond}, func(s *Spooler) {
+		s.BeforeTasks(func(ctx context.Context) error {
+			defer hookDone.Done()
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil
+		})
+		s.HandleDefault(func(ctx context.Context, tk *Task) error {
+			select {
+			case <-release:
+			default:
+				early = true
+			}
+			ran.Done()
+			return nil
+		})
+	})
+	c, err := NewClient(dir, ClientOptions{RequireConsumer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	where, err := c.Spool(context.Background(), NewTask("task", "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if where != "" {
+		t.Errorf("spooled during BeforeTasks to %q, want the ring", where)
+	}
+	time.Sleep(400 * time.Millisecond) // past the harakiri, had the task started
+	close(release)
+	hookDone.Wait()
+	ran.Wait()
+	if early {
+		t.Error("a task ran before BeforeTasks returned")
+	}
+	if strings.Contains(logs.String(), "HARAKIRI") {
+		t.Errorf("harakiri during BeforeTasks:\n%s", logs)
+	}
+}

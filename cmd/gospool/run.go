@@ -56,8 +56,9 @@ spooler's.
 Or the tasks run Python task functions written for uWSGI's spooler:
 --spooler-import MODULE (repeatable; a module name, or a .py path) is
 imported, unchanged, by Python runner processes (--spooler-python, default
-python3; one per --spooler-concurrency slot, reused from task to task) in
-which the modules uwsgi and uwsgidecorators are gospool's stand-ins:
+python3; one per --spooler-concurrency slot, started with the spooler,
+which imports before it takes a task, as uWSGI's does, and reused from task
+to task) in which the modules uwsgi and uwsgidecorators are gospool's stand-ins:
 @spool, @spoolforever, @spoolraw and uwsgi.spooler = f work as under
 uWSGI, with uWSGI's return codes. A task that raises, or a runner that
 dies, is retried; tracebacks and prints go to the spooler's log. Exactly
@@ -238,6 +239,15 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 					if err != nil {
 						return err
 					}
+					// Import first, as uWSGI's spooler does, so that the
+					// imports are not part of a task's time. A failure is
+					// logged; the tasks then report it and are retried.
+					s.BeforeTasks(func(ctx context.Context) error {
+						if err := pool.Warm(ctx); err != nil && ctx.Err() == nil {
+							logger.Printf("[spooler %s pid: %d] %v", s.Dir(), os.Getpid(), err)
+						}
+						return nil
+					})
 					s.HandleDefault(pool.Handle)
 					return nil
 				}

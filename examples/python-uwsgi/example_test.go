@@ -107,7 +107,11 @@ func startGospool(t *testing.T, dir string, env ...string) *testproc.Buffer {
 			t.Logf("gospool output:\n%s", out)
 		}
 	})
-	waitFor(t, 10*time.Second, "the gospool spooler", func() bool { return strings.Contains(out.String(), "spawned the gospool spooler") }, out)
+	// Attached to the ring: from then on gospool.install() spools into it.
+	waitFor(t, 30*time.Second, "the gospool spooler on the ring", func() bool {
+		st, err := exec.Command(gospoolBin, "stats", "--json", "--spooler", filepath.Join(dir, "spool")).Output()
+		return err == nil && strings.Contains(string(st), `"consumers":[{`)
+	}, out)
 	return out
 }
 
