@@ -40,6 +40,9 @@ func cmdLs(_ context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkDir(dir); err != nil {
+		return err
+	}
 	list, err := spooler.List(dir)
 	if err != nil {
 		return err

@@ -25,6 +25,9 @@ func cmdRequeue(_ context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkDir(dir); err != nil {
+		return err
+	}
 	paths, err := spooler.Requeue(dir, names...)
 	for _, p := range paths {
 		fmt.Fprintln(a.stdout, p)
