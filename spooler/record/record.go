@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -118,9 +119,12 @@ func Decode(payload []byte) (*task.Task, error) {
 	if err != nil || n < 0 || n%2 != 0 {
 		return fail(fmt.Sprintf("pairs: want an even-length array, got %d", n), err)
 	}
-	// Each element takes at least one byte, so n is bounded by the input.
-	if n > len(data) {
-		return fail("pairs: more elements than bytes", nil)
+	// A pair takes at least 3 bytes (a 1-byte key as fixstr or bin8 takes
+	// 2, a nil value 1), so a count the remaining input cannot hold is
+	// refused before the pairs slice is made: what Decode allocates stays
+	// proportional to the input, whatever the array header claims.
+	if n/2 > s.rd.Len()/3 {
+		return fail(fmt.Sprintf("pairs: %d elements cannot fit in the %d bytes left", n, s.rd.Len()), nil)
 	}
 	// bytesAt returns the next bin or str value as a slice of data.
 	bytesAt := func() ([]byte, error) {
@@ -153,7 +157,7 @@ func Decode(payload []byte) (*task.Task, error) {
 		}
 		val, err := bytesAt()
 		if err != nil {
-			return fail(fmt.Sprintf("value of %q", k), err)
+			return fail(fmt.Sprintf("value of %s", quoteShort(k)), err)
 		}
 		if val == nil {
 			val = []byte{}
@@ -167,4 +171,13 @@ func Decode(payload []byte) (*task.Task, error) {
 		return fail(fmt.Sprintf("%d bytes after the record", s.rd.Len()), nil)
 	}
 	return t, nil
+}
+
+// quoteShort quotes a key for an error message. A key can be as long as the
+// record, so only its start is quoted, and only that start is copied.
+func quoteShort(k []byte) string {
+	if len(k) > 40 {
+		return strconv.Quote(string(k[:40])) + "..."
+	}
+	return strconv.Quote(string(k))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/gospool/gospool/spooler/task"
@@ -89,10 +90,39 @@ func FuzzDecode(f *testing.F) {
 	f.Add(good)
 	withBody, _ := Append(nil, &task.Task{Body: []byte("hello")})
 	f.Add(withBody)
+	for _, b := range [][]byte{
+		{0x93, 0x01, 0xdd, 0x7f, 0xff, 0xff, 0xff},       // 2^31 pairs claimed
+		{0x93, 0x01, 0x92, 0xc6, 0x7f, 0xff, 0xff, 0xff}, // a 2 GiB key claimed
+		{0x93, 0x01, 0x92, 0xa1, 'k', 0xc0, 0xc0},        // nil value, nil body
+	} {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		out, err := Decode(b)
+		orig := bytes.Clone(b)
+		var out *task.Task
+		var err error
+		allocs, allocated := measureAllocs(func() { out, err = Decode(b) })
+		if !bytes.Equal(b, orig) {
+			t.Fatal("Decode modified its input")
+		}
+		// What Decode allocates must follow from the bytes it was given, not
+		// from the lengths they claim: one copy of the input, the task, its
+		// pairs (48 bytes each, for at least 3 input bytes) and, on error, a
+		// message.
+		if limit := uint64(4096 + 18*len(b)); allocated > limit {
+			t.Fatalf("Decode of %d bytes allocated %d bytes (limit %d)", len(b), allocated, limit)
+		}
+		if allocs > 40 {
+			t.Fatalf("Decode of %d bytes made %d allocations", len(b), allocs)
+		}
 		if err != nil {
+			if out != nil || !errors.Is(err, ErrFormat) {
+				t.Fatalf("error %v with task %v; want ErrFormat and no task", err, out)
+			}
 			return
+		}
+		if cap(out.Pairs) > len(b)/3 {
+			t.Fatalf("%d pairs from %d bytes", cap(out.Pairs), len(b))
 		}
 		again, err := Append(nil, out)
 		if err != nil {
@@ -103,6 +133,18 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("re-encoded record does not decode: %v", err)
 		}
 	})
+}
+
+// measureAllocs runs f once and returns how many heap allocations it made
+// and how many bytes they took, as testing.AllocsPerRun counts them (one
+// processor, so that other goroutines add as little noise as possible).
+func measureAllocs(f func()) (allocs, bytes uint64) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.Mallocs - before.Mallocs, after.TotalAlloc - before.TotalAlloc
 }
 
 func BenchmarkAppend(b *testing.B) {
