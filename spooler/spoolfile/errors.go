@@ -101,3 +101,13 @@ func quoteShort(k string) string {
 	}
 	return strconv.Quote(k)
 }
+
+// quoteKey is quoteShort for a key still in a file's bytes: only the part
+// shown is copied, so a corrupt file's message costs the same whatever the
+// length of the key in it.
+func quoteKey(k []byte) string {
+	if len(k) > 40 {
+		return strconv.Quote(string(k[:40])) + "..."
+	}
+	return strconv.Quote(string(k))
+}

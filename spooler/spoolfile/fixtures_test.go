@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,6 +130,41 @@ func TestFixtureSpecialKeys(t *testing.T) {
 		}
 		if at, ok, _ := tk.At(); ok && at.Unix() != 4102444800 {
 			t.Errorf("%s: at %v", fx.Name, at)
+		}
+	}
+}
+
+// Every file in the fixture directory is listed in manifest.json, so that
+// TestFixtures checks them all, and every listed file exists.
+func TestManifestListsEveryFixture(t *testing.T) {
+	listed := map[string]bool{}
+	for _, fx := range loadFixtures(t) {
+		listed[fx.Path] = true
+	}
+	found := map[string]bool{}
+	err := filepath.WalkDir(fixtureDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(fixtureDir, path)
+		if err != nil {
+			return err
+		}
+		if rel == "manifest.json" || rel == "MANIFEST.md" {
+			return nil
+		}
+		found[rel] = true
+		if !listed[rel] {
+			t.Errorf("%s is in %s but not in manifest.json: no test checks it", rel, fixtureDir)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range listed {
+		if !found[p] {
+			t.Errorf("manifest.json lists %s, which is not in %s", p, fixtureDir)
 		}
 	}
 }

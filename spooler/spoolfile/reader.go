@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -191,10 +192,35 @@ func LockHolder(path string) (pid int, locked bool, err error) {
 func ReadFile(path string) (*task.Task, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("spoolfile: %w", err)
+		return nil, fmt.Errorf("spoolfile: %w", readError(path, err))
 	}
 	t, err := Decode(data)
 	return t, withPath(err, path)
+}
+
+// hintError is an error with a message for a person: what went wrong with
+// the file and what to do about it. It unwraps to the system's error, so
+// errors.Is(err, fs.ErrNotExist) and the like still hold.
+type hintError struct {
+	msg string
+	err error
+}
+
+func (e *hintError) Error() string { return e.msg }
+func (e *hintError) Unwrap() error { return e.err }
+
+// readError says why a spool file could not be read in words that tell a
+// person using an inspection tool what to do.
+func readError(path string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &hintError{path + ": no such file (check the path; a spooler deletes a task's file once the task is done)", err}
+	case errors.Is(err, unix.EISDIR):
+		return &hintError{path + ": is a directory, not a spool file (name the files in it: " + filepath.Join(path, Prefix+"*") + ")", err}
+	case errors.Is(err, fs.ErrPermission):
+		return &hintError{path + ": permission denied (spool files are mode 0600: read them as the user the spooler runs as, or as root)", err}
+	}
+	return err
 }
 
 // withPath adds the path to a [Decode] error.

@@ -345,3 +345,30 @@ func TestFixturesThroughDisk(t *testing.T) {
 		f.Close()
 	}
 }
+
+// ReadFile is what inspection tools call on a path a person typed: its
+// errors name the path and say what to do, and still match fs errors.
+func TestReadFileErrorsSayWhatToDo(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing")
+	_, err := ReadFile(missing)
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing+": no such file (check the path") {
+		t.Errorf("missing file: %v", err)
+	}
+	_, err = ReadFile(dir)
+	if !errors.Is(err, unix.EISDIR) || !strings.Contains(err.Error(), dir+": is a directory, not a spool file") {
+		t.Errorf("directory: %v", err)
+	}
+	if os.Geteuid() == 0 {
+		t.Log("running as root: mode 000 does not deny a read, the permission case is not checked")
+		return
+	}
+	locked := filepath.Join(dir, Prefix+"private")
+	if err := os.WriteFile(locked, []byte("\x11\x00\x00\x00"), 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ReadFile(locked)
+	if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), locked+": permission denied (spool files are mode 0600") {
+		t.Errorf("unreadable file: %v", err)
+	}
+}

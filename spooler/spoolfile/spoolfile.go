@@ -93,7 +93,8 @@ func varsLen(t *task.Task) (int, error) {
 // the vars block.
 //
 // Decode never panics and allocates only the task and one slice of exactly
-// as many pairs as the file holds.
+// as many pairs as the file holds; an error costs one message of bounded
+// size (a key quoted in it is cut to its first 40 bytes).
 func Decode(data []byte) (*task.Task, error) {
 	if len(data) < headerLen {
 		return nil, ErrShortHeader
@@ -158,12 +159,12 @@ func nextPair(data []byte, off, end int) (pairSpan, *FormatError) {
 		return pairSpan{}, corrupt(off, "key length %d runs past the end of the vars block at byte %d", klen, end)
 	}
 	if end-ke < 2 {
-		return pairSpan{}, corrupt(ke, "no room for the value length of key %s", quoteShort(string(data[ks:ke])))
+		return pairSpan{}, corrupt(ke, "no room for the value length of key %s", quoteKey(data[ks:ke]))
 	}
 	vlen := int(binary.LittleEndian.Uint16(data[ke:]))
 	vs := ke + 2
 	if vs+vlen > end {
-		return pairSpan{}, corrupt(ke, "value length %d of key %s runs past the end of the vars block at byte %d", vlen, quoteShort(string(data[ks:ke])), end)
+		return pairSpan{}, corrupt(ke, "value length %d of key %s runs past the end of the vars block at byte %d", vlen, quoteKey(data[ks:ke]), end)
 	}
 	return pairSpan{ks, ke, vs, vs + vlen}, nil
 }
