@@ -53,6 +53,14 @@ type Dir struct {
 	due     entryHeap         // mtime <= now at the last look, by priority then age
 	waiting entryHeap         // mtime in the future, soonest first
 	skip    map[string]bool   // names not to hand out until the next full scan
+	// tried holds the names Next handed out whose files are still there:
+	// the caller opened them read-write to lock them, so closing them
+	// raises an inotify close event, as does every other spooler's attempt
+	// (uWSGI's included) while the task runs. Update takes such a name back
+	// only once nobody holds its lock, else a task running elsewhere, or a
+	// file too short to hold a header, would come back at once, be tried
+	// again, and so on: a spin for as long as the task runs.
+	tried map[string]bool
 	// scans counts the full scans in progress; while one runs, touched
 	// collects the names Update saw, which the scan looks at again before
 	// it replaces the set, so that an inotify event that lands while the
@@ -63,7 +71,7 @@ type Dir struct {
 
 // New prepares the set for the directory dir (absolute). Call Scan to fill it.
 func New(dir string, opts Options) *Dir {
-	return &Dir{dir: dir, opts: opts, entries: map[string]*Entry{}, skip: map[string]bool{}, touched: map[string]bool{},
+	return &Dir{dir: dir, opts: opts, entries: map[string]*Entry{}, skip: map[string]bool{}, tried: map[string]bool{}, touched: map[string]bool{},
 		due: entryHeap{less: dueFirst}, waiting: entryHeap{less: soonestFirst}}
 }
 
@@ -106,6 +114,7 @@ func (d *Dir) Scan() error {
 	d.entries = found
 	d.due.items, d.waiting.items = d.due.items[:0], d.waiting.items[:0]
 	clear(d.skip)
+	clear(d.tried)
 	now := time.Now()
 	for _, e := range found {
 		d.place(e, now)
@@ -201,13 +210,28 @@ func (d *Dir) Update(name string) {
 	if !ok {
 		return
 	}
-	fi, err := os.Lstat(filepath.Join(d.dir, name))
+	path := filepath.Join(d.dir, name)
+	fi, err := os.Lstat(path)
+	if err == nil && fi.Mode().IsRegular() && fi.Size() < HeaderSize {
+		// A writer is still at work (its close brings the file back) or
+		// the file is junk that no spooler can take (uWSGI skips it too,
+		// and so does the next full scan's attempt).
+		err = errShort
+	}
+	if err == nil && d.wasTried(name) && lockedElsewhere(path) {
+		// Running (or being tried) elsewhere: the holder's close, when it
+		// lets go, brings the file back.
+		err = errLocked
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.scans > 0 {
 		d.touched[name] = true
 	}
 	old := d.entries[name]
+	if err != errLocked {
+		delete(d.tried, name)
+	}
 	if err != nil || !fi.Mode().IsRegular() {
 		if old != nil {
 			d.remove(old)
@@ -221,6 +245,21 @@ func (d *Dir) Update(name string) {
 	e := &Entry{Name: name, Priority: prio, ModTime: fi.ModTime(), index: -1}
 	d.entries[name] = e
 	d.place(e, time.Now())
+}
+
+// HeaderSize is the size of a spool file's header: a shorter file holds no
+// task (yet).
+const HeaderSize = 4
+
+var (
+	errShort  = errors.New("shorter than a header")
+	errLocked = errors.New("locked by another open file")
+)
+
+func (d *Dir) wasTried(name string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.tried[name]
 }
 
 // priorityOfName says whether name (relative to the directory) is a spool
@@ -247,6 +286,7 @@ func (d *Dir) Forget(name string) {
 	if d.scans > 0 {
 		d.touched[name] = true
 	}
+	delete(d.tried, name)
 	if e := d.entries[name]; e != nil {
 		d.remove(e)
 		delete(d.entries, name)
@@ -269,6 +309,7 @@ func (d *Dir) Next(now time.Time) (Entry, bool) {
 		if d.skip[e.Name] {
 			continue
 		}
+		d.tried[e.Name] = true
 		return *e, true
 	}
 	return Entry{}, false
