@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // FileName is the ring's name inside a spool directory. uWSGI ignores it:
@@ -119,7 +120,7 @@ func Open(path string, opts Options) (*Ring, error) {
 	}
 	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
-		return nil, err
+		return nil, openError(path, err)
 	}
 	r, err := openFile(f, opts)
 	if err != nil {
@@ -129,6 +130,33 @@ func Open(path string, opts Options) (*Ring, error) {
 	r.path = path
 	return r, nil
 }
+
+// openError is the error of opening path, with a hint for a person when the
+// cause is one they can fix. It unwraps to the system's error, so callers
+// can still test it with errors.Is(err, fs.ErrNotExist).
+func openError(path string, err error) error {
+	var errno error = err
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		errno = pe.Err
+	}
+	hint := ""
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		hint = " (the ring file is mode 0600: run as the user the spoolers run as, or as root)"
+	case errors.Is(err, syscall.EISDIR):
+		hint = " (it should be the ring file; move the directory away, a gospool spooler creates the ring file itself)"
+	}
+	return &openErr{msg: "ring " + path + ": " + errno.Error() + hint, err: err}
+}
+
+type openErr struct {
+	msg string
+	err error
+}
+
+func (e *openErr) Error() string { return e.msg }
+func (e *openErr) Unwrap() error { return e.err }
 
 // OpenFile maps a ring from an already open file (one inherited from a
 // master process, say). The Ring takes ownership of f.
@@ -146,6 +174,13 @@ func openFile(f *os.File, opts Options) (*Ring, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !st.Mode().IsRegular() {
+		what := "a directory"
+		if !st.IsDir() {
+			what = "not a regular file (" + st.Mode().Type().String() + ")"
+		}
+		return nil, fmt.Errorf("%w: it is %s; move it away, a gospool spooler creates the ring file itself", ErrNotRing, what)
+	}
 	h := make([]byte, headerSize)
 	n, err := f.ReadAt(h, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -153,8 +188,13 @@ func openFile(f *os.File, opts Options) (*Ring, error) {
 	}
 	g, err := decodeHeader(h[:n], st.Size())
 	if err != nil {
-		if errors.Is(err, ErrTruncated) || errors.Is(err, ErrCorruptHeader) {
+		switch {
+		case errors.Is(err, ErrTruncated) || errors.Is(err, ErrCorruptHeader):
 			return nil, fmt.Errorf("%w (remove it when no gospool process uses it; tasks in it are lost, spool files are not)", err)
+		case errors.Is(err, ErrVersion):
+			return nil, fmt.Errorf("%w; use the same gospool release for every process on this spool directory, or remove the file when no gospool process uses it (tasks in it are lost, spool files are not)", err)
+		case errors.Is(err, ErrNotRing):
+			return nil, fmt.Errorf("%w; gospool keeps its ring under this name: move the file away", err)
 		}
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -461,7 +462,48 @@ func TestOpenRejectsBadFiles(t *testing.T) {
 		}
 	})
 	t.Run("missing", func(t *testing.T) {
-		if _, err := Open(filepath.Join(dir, "nope"), Options{}); !errors.Is(err, os.ErrNotExist) {
+		if _, err := Open(filepath.Join(dir, "nope"), Options{}); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "ring "+filepath.Join(dir, "nope")) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	// Each error says what to do, in one line.
+	hints := []struct {
+		name string
+		data []byte
+		hint string
+	}{
+		{"version 3", mutate(func(b []byte) { binary.LittleEndian.PutUint32(b[offVersion:], 3) }), "use the same gospool release"},
+		{"not a ring", []byte(strings.Repeat("hello", 1000)), "move the file away"},
+		{"truncated", good[:len(good)-1], "remove it when no gospool process uses it"},
+	}
+	for _, h := range hints {
+		t.Run("hint "+h.name, func(t *testing.T) {
+			_, err := Open(write("hint-"+strings.ReplaceAll(h.name, " ", "-"), h.data), Options{ReadOnly: true})
+			if err == nil || !strings.Contains(err.Error(), h.hint) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("got %v, want a line saying %q", err, h.hint)
+			}
+		})
+	}
+	t.Run("directory", func(t *testing.T) {
+		sub := filepath.Join(dir, "a-dir")
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, ro := range []bool{false, true} {
+			_, err := Open(sub, Options{ReadOnly: ro})
+			if err == nil || !strings.Contains(err.Error(), "ring "+sub) || !strings.Contains(err.Error(), "move") {
+				t.Fatalf("read-only %v: got %v", ro, err)
+			}
+		}
+	})
+	t.Run("permission", func(t *testing.T) {
+		if os.Geteuid() == 0 {
+			t.Skip("running as root: mode 0 does not deny an open")
+		}
+		p := write("private", good)
+		os.Chmod(p, 0)
+		_, err := Open(p, Options{ReadOnly: true})
+		if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), "run as the user the spoolers run as") {
 			t.Fatalf("got %v", err)
 		}
 	})
