@@ -222,11 +222,13 @@ func (g Geometry) encodeHeader(h []byte) {
 // describes. fileLen is the size of the file as the caller saw it.
 func decodeHeader(h []byte, fileLen int64) (Geometry, error) {
 	le := binary.LittleEndian
+	// The magic first, as far as the file goes: a short file that is not a
+	// ring is "not a ring", not "a truncated ring".
+	if n := min(len(h), len(Magic)); string(h[offMagic:offMagic+n]) != Magic[:n] {
+		return Geometry{}, fmt.Errorf("%w: magic %q, want %q", ErrNotRing, h[offMagic:offMagic+n], Magic)
+	}
 	if len(h) < headerSize {
 		return Geometry{}, fmt.Errorf("%w: %d bytes, a ring header needs %d", ErrTruncated, len(h), headerSize)
-	}
-	if string(h[offMagic:offMagic+8]) != Magic {
-		return Geometry{}, fmt.Errorf("%w: magic %q, want %q", ErrNotRing, h[offMagic:offMagic+8], Magic)
 	}
 	if v := le.Uint32(h[offVersion:]); v != version {
 		return Geometry{}, fmt.Errorf("%w: file has version %d, this gospool reads version %d", ErrVersion, v, version)

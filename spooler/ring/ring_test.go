@@ -440,6 +440,7 @@ func TestOpenRejectsBadFiles(t *testing.T) {
 		{"half header", good[:100], ErrTruncated},
 		{"truncated lanes", good[:len(good)-1], ErrTruncated},
 		{"not a ring", []byte(strings.Repeat("hello", 1000)), ErrNotRing},
+		{"short, not a ring", []byte("hello12345"), ErrNotRing},
 		{"version 1 (CRC-32C)", mutate(func(b []byte) { binary.LittleEndian.PutUint32(b[offVersion:], 1) }), ErrVersion},
 		{"flipped geometry byte", mutate(func(b []byte) { b[offLanes] ^= 1 }), ErrCorruptHeader},
 		{"bad checksum", mutate(func(b []byte) { b[offChecksum] ^= 0xff }), ErrCorruptHeader},
