@@ -149,6 +149,21 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 	return s[max(i, 0)]
 }
 
+// pickupGoal is the pick-up goal: a file written by uWSGI's
+// uwsgi.spool() starts running within 5 ms. It is reported against the
+// p50 measured, never asserted: timing depends on the machine and its load.
+const pickupGoal = 5 * time.Millisecond
+
+// goalLine says how the p50 of ds compares with pickupGoal.
+func goalLine(what string, ds []time.Duration) string {
+	p50 := quantile(ds, 0.5)
+	verdict := "met"
+	if p50 > pickupGoal {
+		verdict = "NOT met on this machine now (a loaded machine, or a slow process start, shows here; compare with uWSGI's figure of the same run)"
+	}
+	return fmt.Sprintf("goal: %s starts within %v of uwsgi.spool(): p50 %v, %s", what, pickupGoal, p50.Round(time.Microsecond), verdict)
+}
+
 func summary(ds []time.Duration) string {
 	r := func(d time.Duration) time.Duration { return d.Round(time.Microsecond) }
 	return fmt.Sprintf("p50 %v, p99 %v, max %v (%d tasks)", r(quantile(ds, 0.5)), r(quantile(ds, 0.99)), r(quantile(ds, 1)), len(ds))
@@ -157,8 +172,9 @@ func summary(ds []time.Duration) string {
 // How long gospool takes to start the command of a task that uWSGI spooled:
 // from just before uwsgi.spool() in the app (CLOCK_MONOTONIC) to the first
 // instruction of the --spooler-exec command. It logs the figures and uWSGI's
-// own spooler's for comparison, and asserts only that every task ran: this
-// machine's timing is not a test's business.
+// own spooler's for comparison, and the 5 ms goal (pickupGoal) against the
+// p50; it asserts only that every task ran: this machine's timing is not a
+// test's business.
 func TestPickupLatency(t *testing.T) {
 	p := startLatencyPeers(t, true)
 	o := &execOverhead{tb: t, out: filepath.Join(p.h.dir, "exec-overhead")}
@@ -174,6 +190,7 @@ func TestPickupLatency(t *testing.T) {
 	t.Logf("  of which starting /bin/sh -c CMD from Go (measured by this test between the tasks): %s", summary(overhead))
 	t.Logf("  minus that overhead's p50: %s", summary(net))
 	t.Logf("uWSGI spool() -> uWSGI's own spooler callable starts: %s", summary(u))
+	t.Log(goalLine("gospool's --spooler-exec command, less the cost of starting it,", net))
 }
 
 // BenchmarkPickupLatency reports the same figures as TestPickupLatency, for
@@ -239,6 +256,7 @@ func TestPickupLatencyGoHandler(t *testing.T) {
 	p.startGoSpooler(t)
 	g := p.measure(t, p.gospoolDir, p.gospoolOut, pickupTasks, nil)
 	t.Logf("uWSGI spool() -> a gospool Go handler starts: %s", summary(g))
+	t.Log(goalLine("a Go handler", g))
 }
 
 func BenchmarkPickupLatencyGoHandler(b *testing.B) {

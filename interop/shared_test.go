@@ -49,7 +49,7 @@ func runSharedDirectory(t *testing.T, kill bool) {
 	spool := h.mkdir("spool")
 	outFile := filepath.Join(h.dir, "ran")
 
-	// The uWSGI callable sleeps 3 ms per task so that uWSGI's spoolers do
+	// The uWSGI callable sleeps 1 ms per task so that uWSGI's spoolers do
 	// not drain the directory before gospool's get their share, and so
 	// that a SIGKILL is likely to land in the middle of a task.
 	u := h.uwsgi(t, "uwsgi", "shared.ini", "INTEROP_SPOOL="+spool, "INTEROP_OUT="+outFile,
