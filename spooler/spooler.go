@@ -158,6 +158,7 @@ type Spooler struct {
 	pending *spooldir.Dir
 	tasks   int
 	ready   chan struct{}
+	running atomic.Int32 // handlers running now: Shutdown's log line
 
 	// What Shutdown needs of Run, under mu. runDone is nil until Run
 	// starts; stopTaking ends Run's loop, cancelHandlers the handlers'
@@ -368,8 +369,10 @@ func (s *Spooler) Run(ctx context.Context) error {
 		stopErr error
 	)
 	dispatch := func(j job) {
+		s.running.Add(1)
 		if s.cfg.Concurrency == 1 {
 			s.run(handlerCtx, &j)
+			s.running.Add(-1)
 			<-sem
 			return
 		}
@@ -377,6 +380,7 @@ func (s *Spooler) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			s.run(handlerCtx, &j)
+			s.running.Add(-1)
 			<-sem
 		}()
 	}
@@ -489,7 +493,9 @@ func (s *Spooler) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	if cancelHandlers != nil {
-		s.log.Printf("[spooler %s pid: %d] shutdown: %v before the running tasks finished; cancelling them, they will be retried", s.dir, os.Getpid(), context.Cause(ctx))
+		if n := s.running.Load(); n > 0 {
+			s.log.Printf("[spooler %s pid: %d] shutdown cut short (%v) with %d task(s) still running: cancelling them, they will be retried", s.dir, os.Getpid(), context.Cause(ctx), n)
+		}
 		cancelHandlers()
 	}
 	<-done

@@ -152,7 +152,7 @@ func checkDir(dir string) error {
 	case err != nil:
 		return fmt.Errorf("spool directory %s: %w", dir, unwrapPath(err))
 	case !fi.IsDir():
-		return fmt.Errorf("spool directory %s is not a directory", dir)
+		return fmt.Errorf("spool directory %s is not a directory: give --spooler the directory itself, not a file in it", dir)
 	}
 	return nil
 }
