@@ -24,8 +24,10 @@ the "at" and "priority" pairs after them.
 
 The task goes into the shared-memory ring when a gospool spooler serves DIR
 right now, else into a uWSGI spool file (a task with --priority or a future
---at always goes to a file). One line is printed: the spool file's absolute
-path, or "ring RINGFILE" when the task went into the ring.
+--at always goes to a file). A ring this gospool cannot use (another
+release's, or damaged) gets a warning on standard error and the task goes
+to a file. One line is printed: the spool file's absolute path, or "ring
+RINGFILE" when the task went into the ring.
 
 DIR must exist: create it, or start "gospool run --spooler DIR" first.`
 
@@ -86,7 +88,15 @@ func cmdSpool(ctx context.Context, a *app, args []string) error {
 	}
 	c, err := spooler.NewClient(dir, spooler.ClientOptions{RequireConsumer: true})
 	if err != nil {
-		return err
+		// The ring cannot be used (another release's, damaged...): the
+		// task still gets stored, as a spool file, which every spooler
+		// (uWSGI, or gospool of any release) runs; the warning says why.
+		files, ferr := spooler.NewClient(dir, spooler.ClientOptions{NoRing: true})
+		if ferr != nil {
+			return err
+		}
+		fmt.Fprintf(a.stderr, "gospool spool: warning: %s; the task goes to a spool file instead\n", cleanError(err))
+		c = files
 	}
 	defer c.Close()
 	path, err := c.Spool(ctx, t)

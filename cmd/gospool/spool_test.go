@@ -133,3 +133,25 @@ func TestSpoolPriority(t *testing.T) {
 		t.Errorf("stats --json:\n got %s\nwant %s", res.stdout, want)
 	}
 }
+
+// A ring spool cannot use (another release's, damaged) does not stop the
+// task: it goes to a spool file, with a warning naming the ring.
+func TestSpoolUnusableRingFallsBackToFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, ring.FileName), []byte("not a ring at all"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := gospool(t, "spool", "--spooler", dir, "task=x").mustSucceed(t)
+	path := strings.TrimSuffix(r.stdout, "\n")
+	if !strings.HasPrefix(filepath.Base(path), spoolfile.Prefix) {
+		t.Fatalf("stdout %q, want the spool file's path", r.stdout)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(r.stderr, "gospool spool: warning: ") || !strings.Contains(r.stderr, ring.FileName) ||
+		!strings.Contains(r.stderr, "the task goes to a spool file instead") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("stderr %q", r.stderr)
+	}
+}
