@@ -71,7 +71,7 @@ func lsDetail(p spooler.Pending) string {
 	case p.State == "running" && p.Pid > 0:
 		return fmt.Sprintf("  in pid %d", p.Pid)
 	case p.State == "dead":
-		return fmt.Sprintf("  after %d attempts: %s", p.Attempt-1, p.Error)
+		return fmt.Sprintf("  after %d attempts: %s", p.Attempt, p.Error)
 	case p.Attempt > 1:
 		return fmt.Sprintf("  attempt %d", p.Attempt)
 	}

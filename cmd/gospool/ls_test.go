@@ -52,7 +52,7 @@ func TestLsAndRequeue(t *testing.T) {
 		t.Fatalf("ls --json:\n%s", r.stdout)
 	}
 	text := gospool(t, "ls", "--spooler", dir)
-	if !strings.Contains(text.stdout, "after 3 attempts: exit status 1") || !strings.Contains(text.stdout, "scheduled") {
+	if !strings.Contains(text.stdout, "after 4 attempts: exit status 1") || !strings.Contains(text.stdout, "scheduled") {
 		t.Fatalf("ls:\n%s", text.stdout)
 	}
 	rq := gospool(t, "requeue", "--spooler", dir)
