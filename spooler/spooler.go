@@ -47,8 +47,10 @@ const (
 )
 
 // QuarantineDir is the sub-directory of a spool directory where files that
-// cannot be parsed are moved, with a log line. uWSGI deletes them; gospool
-// keeps the evidence. uWSGI never scans it (its name is not all digits).
+// cannot be parsed are moved, with a log line, and so are files that stayed
+// shorter than their 4-byte header for a minute (no writer takes that long).
+// uWSGI deletes the former and retries the latter forever; gospool keeps
+// the evidence. uWSGI never scans it (its name is not all digits).
 const QuarantineDir = "gospool-quarantine"
 
 // DeadDir is the sub-directory of a spool directory where tasks go after
@@ -525,6 +527,12 @@ func (s *Spooler) nextFile() (job, bool) {
 		switch {
 		case err == nil:
 			if _, terr := f.Task(); errors.Is(terr, spoolfile.ErrShortHeader) {
+				if age := time.Since(f.ModTime()); age > shortFileGrace {
+					// Nobody is writing it: junk, kept as evidence.
+					s.quarantine(&job{file: f, fileName: e.Name},
+						fmt.Errorf("%s: shorter than the 4-byte spool file header for %v, so nobody is writing it", f.Path(), age.Round(time.Second)))
+					continue
+				}
 				// We locked it between its writer's create and lock (uWSGI's
 				// accepted race): let the writer finish; the close of its
 				// file brings it back.
@@ -584,7 +592,7 @@ func (s *Spooler) run(ctx context.Context, j *job) {
 		j.attempt = attemptOf(j.fileName)
 		t, err = j.file.Task()
 		if err != nil {
-			s.quarantine(j.file, err)
+			s.quarantine(j, err)
 			return
 		}
 	} else {
@@ -744,7 +752,10 @@ func (s *Spooler) settle(j *job, keep *Task, suffix string) {
 		s.cons.NoteTask()
 		s.forgetError(j)
 		if err := j.file.Remove(); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.log.Printf("[spooler %s] remove %s: %v", s.dir, j.name(), err)
+			// uWSGI's spooler exits here ("something horrible happened");
+			// the task will run again, but not before the next full scan.
+			s.pending.Skip(j.fileName)
+			s.log.Printf("[spooler %s] %v; the task stays and runs again after the next full scan", s.dir, err)
 		}
 		return
 	}
@@ -791,30 +802,51 @@ func (s *Spooler) forgetError(j *job) {
 	}
 }
 
-// giveBack leaves a task where it was, for another try.
+// giveBack leaves a task where it was, for another try later, when it
+// could not be settled: what failed (a full disk, a permission) is seldom
+// mended at once, and trying again at once would run the task again and
+// again as fast as it fails. A file is not handed out again before the
+// next full scan (--spooler-frequency); a ring record goes back to the
+// ring after giveBackPause.
 func (s *Spooler) giveBack(j *job) {
 	if j.file != nil {
+		s.pending.Skip(j.fileName) // its close would bring it straight back
 		j.file.Close()
 		return
 	}
+	time.Sleep(giveBackPause)
 	if err := s.cons.Release(j.rec); err != nil {
 		s.log.Printf("[spooler %s] %v", s.dir, err)
 	}
 }
 
+// giveBackPause is how long a ring task that could not be settled waits
+// before it goes back to the ring (see giveBack).
+const giveBackPause = time.Second
+
+// shortFileGrace is how long a spool file may stay shorter than its
+// 4-byte header before it is taken for junk and quarantined. A writer
+// (uWSGI's or ours) creates, locks and fills a file within microseconds,
+// and the file's mtime is its creation time until the header is written.
+const shortFileGrace = time.Minute
+
 // quarantine moves a file that cannot be parsed out of the way, keeping it.
-func (s *Spooler) quarantine(f *spoolfile.File, cause error) {
-	defer f.Close()
+// If it cannot, the file stays until the next full scan tries again.
+func (s *Spooler) quarantine(j *job, cause error) {
+	f := j.file
 	qdir := filepath.Join(s.dir, QuarantineDir)
 	if err := os.MkdirAll(qdir, 0o750); err != nil {
 		s.log.Printf("[spooler %s] %v; cannot create %s to move it aside: %v", s.dir, cause, qdir, err)
+		s.giveBack(j)
 		return
 	}
 	dst := filepath.Join(qdir, filepath.Base(f.Path()))
 	if err := os.Rename(f.Path(), dst); err != nil {
 		s.log.Printf("[spooler %s] %v; cannot move it aside: %v", s.dir, cause, err)
+		s.giveBack(j)
 		return
 	}
+	defer f.Close()
 	s.ring.Add(ring.Corrupt, 1)
 	s.log.Printf("[spooler %s] %v; moved to %s, not run", s.dir, cause, dst)
 }
@@ -842,9 +874,9 @@ func (s *Spooler) bury(j *job, t *Task, cause error) {
 		path = filepath.Join(dead, filepath.Base(j.fileName))
 		writeNote(path)
 		if err := os.Rename(j.file.Path(), path); err != nil {
-			s.log.Printf("[spooler %s] cannot move %s to %s: %v", s.dir, j.name(), dead, err)
+			s.log.Printf("[spooler %s] cannot move %s to %s: %v; it stays where it is", s.dir, j.name(), dead, err)
 			os.Remove(path + ".error")
-			j.file.Close()
+			s.giveBack(j)
 			return
 		}
 		// Out of the spool directory, the file needs our lock no more:

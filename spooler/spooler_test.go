@@ -283,3 +283,90 @@ func TestBeforeTasks(t *testing.T) {
 		t.Errorf("harakiri during BeforeTasks:\n%s", logs)
 	}
 }
+
+// A file that cannot be parsed, or that has stayed shorter than a header
+// for over a minute, is moved to the quarantine with a log line and not
+// run; a short file that may still be being written is left alone.
+func TestUnparsableFilesAreQuarantined(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, b []byte, age time.Duration) string {
+		path := filepath.Join(dir, spoolfile.Prefix+name)
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		when := time.Now().Add(-age)
+		if err := os.Chtimes(path, when, when); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	// A header that promises 100 bytes of vars, then 3.
+	write("torn", []byte{0x11, 100, 0, 0, 1, 0, 'k'}, 0)
+	write("oldshort", []byte{0x11, 0}, 2*time.Minute)
+	fresh := write("freshshort", []byte{0x11}, 0)
+	var mu sync.Mutex
+	var ran int
+	_, logs := startSpooler(t, Config{Dir: dir}, func(s *Spooler) {
+		s.HandleDefault(func(ctx context.Context, tk *Task) error {
+			mu.Lock()
+			ran++
+			mu.Unlock()
+			return nil
+		})
+	})
+	q := filepath.Join(dir, QuarantineDir)
+	waitFor(t, 10*time.Second, func() bool {
+		ents, _ := os.ReadDir(q)
+		return len(ents) == 2
+	}, logs)
+	for _, name := range []string{"torn", "oldshort"} {
+		if _, err := os.Stat(filepath.Join(q, spoolfile.Prefix+name)); err != nil {
+			t.Errorf("%s not in the quarantine: %v", name, err)
+		}
+		if !strings.Contains(logs.String(), "moved to "+filepath.Join(q, spoolfile.Prefix+name)+", not run") {
+			t.Errorf("no log line for %s:\n%s", name, logs)
+		}
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("the fresh short file was touched: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if ran != 0 {
+		t.Errorf("%d tasks ran", ran)
+	}
+}
+
+// A task that cannot be settled (here the dead-letter directory cannot be
+// made: a file has its name) stays where it is, and is not run again and
+// again as fast as it fails: not before the next full scan.
+func TestUnsettledTaskIsNotRetriedAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, DeadDir), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var runs int
+	_, logs := startSpooler(t, Config{Dir: dir, MaxRetries: 1, RetryDelay: time.Millisecond, Frequency: time.Hour}, func(s *Spooler) {
+		s.HandleDefault(func(ctx context.Context, tk *Task) error {
+			mu.Lock()
+			runs++
+			mu.Unlock()
+			return errors.New("always fails")
+		})
+	})
+	w, err := spoolfile.NewWriter(dir, spoolfile.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(NewTask("task", "doomed")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), "stays where it is") }, logs)
+	time.Sleep(300 * time.Millisecond) // a spin would run it hundreds of times meanwhile
+	mu.Lock()
+	defer mu.Unlock()
+	if runs != 2 {
+		t.Errorf("the task ran %d times, want 2 (the first attempt and its one retry):\n%s", runs, logs)
+	}
+}
