@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gospool/gospool/master/scoreboard"
 	"github.com/gospool/gospool/spooler/ring"
 	"github.com/gospool/gospool/spooler/spooldir"
 	"github.com/gospool/gospool/spooler/spoolfile"
@@ -36,9 +35,9 @@ type Pending struct {
 	// NAME.error says the same): a requeued task starts again at 1.
 	Attempt int `json:"attempt"`
 	// Pid runs the task, when State is "running" and the pid is known:
-	// uWSGI's POSIX locks name their process; gospool's OFD locks do not,
-	// so for them the pid comes from the master's scoreboard
-	// (DIR/gospool.procs), whose spooler slots say which task each runs.
+	// uWSGI's POSIX locks name their process; gospool's OFD locks do not
+	// (`gospool ls` finds those in the master's scoreboard, DIR/gospool.procs,
+	// with master/scoreboard's Board.RunningTask).
 	Pid int `json:"pid,omitempty"`
 	// Priority is the priority directory, if any.
 	Priority string `json:"priority,omitempty"`
@@ -79,7 +78,6 @@ func List(dir string) ([]Pending, error) {
 	if err != nil {
 		return nil, err
 	}
-	fillPids(abs, files)
 	out = append(out, files...)
 	dead, err := listDead(abs)
 	if err != nil {
@@ -159,60 +157,6 @@ func listDead(dir string) ([]Pending, error) {
 		out = append(out, p)
 	}
 	return out, nil
-}
-
-// slotNameMax is how much of a task's name a scoreboard slot keeps
-// (master/scoreboard's nameMax; TestListRunningPidFromScoreboard fails if
-// that changes).
-const slotNameMax = 64
-
-// fillPids finds, in the scoreboard of the master serving dir, the spooler
-// process running each file that is locked by an unnamed (OFD) lock. A slot
-// shows the oldest task its process runs, by bare file name, cut to the
-// slot's name size: a file whose name starts with one slot's name and no
-// other's is that slot's. Without a scoreboard, or when the match is not
-// unique, the pid stays unknown.
-func fillPids(dir string, files []Pending) {
-	var unknown []*Pending
-	for i := range files {
-		if files[i].State == "running" && files[i].Pid == 0 {
-			unknown = append(unknown, &files[i])
-		}
-	}
-	if len(unknown) == 0 {
-		return
-	}
-	b, err := scoreboard.Open(filepath.Join(dir, scoreboard.FileName))
-	if err != nil {
-		return
-	}
-	defer b.Close()
-	type running struct {
-		pid  int
-		name string
-	}
-	var procs []running
-	for i := 0; i < b.Len(); i++ {
-		if p, ok := b.Slot(i).Read(); ok && p.Role == scoreboard.Spooler && p.Current != "" {
-			procs = append(procs, running{p.Pid, p.Current})
-		}
-	}
-	for _, f := range unknown {
-		base := filepath.Base(f.Name)
-		pid := 0
-		for _, p := range procs {
-			if strings.HasPrefix(base, p.name) && (len(p.name) == len(base) || len(p.name) >= slotNameMax) {
-				if pid != 0 && pid != p.pid {
-					pid = -1 // ambiguous
-					break
-				}
-				pid = p.pid
-			}
-		}
-		if pid > 0 {
-			f.Pid = pid
-		}
-	}
 }
 
 // lastErrorOf extracts the "last error:" line of a NAME.error file.

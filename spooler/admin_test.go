@@ -3,7 +3,6 @@ package spooler
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gospool/gospool/master/scoreboard"
-	"github.com/gospool/gospool/spooler/spooldir"
 	"github.com/gospool/gospool/spooler/spoolfile"
 )
 
@@ -155,52 +152,17 @@ func TestRetryKeepsItsLastError(t *testing.T) {
 	}, logs)
 }
 
-// A file a gospool spooler runs is locked with an OFD lock, which names no
-// process: List finds the pid in the master's scoreboard, whose spooler
-// slots name the task each runs (cut to the slot's name size).
-func TestListRunningPidFromScoreboard(t *testing.T) {
+// A relative directory: paths still come out absolute.
+func TestListPathsAreAbsolute(t *testing.T) {
 	dir := t.TempDir()
 	w, err := spoolfile.NewWriter(dir, spoolfile.WriterOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	long, err := w.WriteNamed(NewTask("id", "long"), time.Time{}, ".retry1"+strings.Repeat("x", 80))
+	path, err := w.Write(NewTask("id", "x"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	short := filepath.Join(dir, spooldir.Prefix+"short")
-	if err := os.WriteFile(short, []byte{0x11, 0, 0, 0}, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	idle := filepath.Join(dir, spooldir.Prefix+"shor") // a prefix of short, not running
-	if err := os.WriteFile(idle, []byte{0x11, 0, 0, 0}, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{long, short} {
-		f, err := spoolfile.Open(p) // the lock a running gospool spooler holds
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-	}
-	b, err := scoreboard.Create(filepath.Join(dir, scoreboard.FileName), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	for i, p := range []struct {
-		pid  int
-		name string
-	}{{4242, filepath.Base(long)}, {4343, filepath.Base(short)}} {
-		s := b.Slot(i)
-		s.Claim(p.pid, scoreboard.Spooler, i+1, 0, 0, time.Now())
-		defer scoreboard.NewTracker(s).Begin(p.name)()
-	}
-	if got, _ := b.Slot(0).Read(); len(got.Current) != slotNameMax {
-		t.Fatalf("the scoreboard keeps %d bytes of a %d-byte name, slotNameMax says %d", len(got.Current), len(filepath.Base(long)), slotNameMax)
-	}
-
-	// A relative directory: paths still come out absolute.
 	wd, _ := os.Getwd()
 	rel, err := filepath.Rel(wd, dir)
 	if err != nil {
@@ -210,17 +172,8 @@ func TestListRunningPidFromScoreboard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pids := map[string]string{}
-	for _, p := range list {
-		if !filepath.IsAbs(p.Path) {
-			t.Errorf("%s: path %q is not absolute", p.Name, p.Path)
-		}
-		pids[p.Path] = fmt.Sprintf("%s %d", p.State, p.Pid)
-	}
-	want := map[string]string{long: "running 4242", short: "running 4343", idle: "ready 0"}
-	for path, w := range want {
-		if real, _ := filepath.EvalSymlinks(path); pids[real] != w {
-			t.Errorf("%s: %q, want %q (all: %v)", filepath.Base(path), pids[real], w, pids)
-		}
+	real, _ := filepath.EvalSymlinks(path)
+	if len(list) != 1 || list[0].Path != real {
+		t.Errorf("List(%q) = %+v, want the one task at %s", rel, list, real)
 	}
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
+	"github.com/gospool/gospool/master/scoreboard"
 	"github.com/gospool/gospool/spooler"
 )
 
@@ -47,6 +49,7 @@ func cmdLs(_ context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	findRunners(dir, list)
 	for _, p := range list {
 		if *asJSON {
 			if err := writeJSON(a.stdout, p); err != nil {
@@ -76,4 +79,29 @@ func lsDetail(p spooler.Pending) string {
 		return fmt.Sprintf("  attempt %d", p.Attempt)
 	}
 	return ""
+}
+
+// findRunners fills in the pid of the files a gospool spooler runs: their
+// OFD locks name no process, but the scoreboard of the master serving dir
+// (DIR/gospool.procs, kept in its first spool directory) says which task
+// each spooler process runs. Without one the pids stay unknown.
+func findRunners(dir string, list []spooler.Pending) {
+	var board *scoreboard.Board
+	for i := range list {
+		p := &list[i]
+		if p.State != "running" || p.Pid != 0 || p.Where != "file" {
+			continue
+		}
+		if board == nil {
+			b, err := scoreboard.Open(filepath.Join(dir, scoreboard.FileName))
+			if err != nil {
+				return
+			}
+			defer b.Close()
+			board = b
+		}
+		if pid, ok := board.RunningTask(filepath.Base(p.Name)); ok {
+			p.Pid = pid
+		}
+	}
 }

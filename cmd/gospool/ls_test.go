@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,4 +67,36 @@ func TestLsAndRequeue(t *testing.T) {
 	if strings.Contains(after.stdout, "dead") || strings.Count(after.stdout, "ready") != 2 {
 		t.Fatalf("ls after requeue:\n%s", after.stdout)
 	}
+}
+
+// A file a gospool spooler runs shows its process: its OFD lock names
+// none, the master's scoreboard does.
+func TestLsRunningFileShowsItsSpooler(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := startRun(t, nil, "--spooler", dir, "--spooler-exec", "sleep 30")
+	waitLive(t, dir, p)
+	w, err := spoolfile.NewWriter(dir, spoolfile.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := w.Write(task.New("id", "slow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out string
+	waitFor(t, 30*time.Second, "ls to show the running file with a pid", func() bool {
+		out = gospool(t, "ls", "--spooler", dir).stdout
+		return strings.Contains(out, "running file "+filepath.Base(path)+"  in pid ")
+	}, p.stderr)
+	var spoolerPid string
+	for _, line := range strings.Split(p.stderr.String(), "\n") {
+		if _, rest, ok := strings.Cut(line, "spawned the gospool spooler on dir "); ok {
+			spoolerPid = rest[strings.LastIndex(rest, " ")+1:]
+		}
+	}
+	if spoolerPid == "" || !strings.Contains(out, "in pid "+spoolerPid+"\n") {
+		t.Errorf("ls:\n%s\nwant the spooler's pid %q", out, spoolerPid)
+	}
+	p.stop(t, syscall.SIGINT)
 }

@@ -365,6 +365,29 @@ func (s *Slot) Read() (p Proc, ok bool) {
 	return p, true
 }
 
+// RunningTask returns the pid of the spooler process whose slot shows it
+// running the task name (a spool file's bare name, or ring:LANE:SEQ), as
+// `gospool ls` needs for files: gospool's OFD locks name no process. A
+// slot keeps the first 64 bytes of a name, so a longer name matches the
+// slot that holds its start; ok is false when no slot, or more than one
+// process, matches.
+func (b *Board) RunningTask(name string) (pid int, ok bool) {
+	for i := 0; i < b.slots; i++ {
+		p, used := b.Slot(i).Read()
+		if !used || p.Role != Spooler || p.Current == "" {
+			continue
+		}
+		if p.Current != name && (len(p.Current) < nameMax || !strings.HasPrefix(name, p.Current)) {
+			continue
+		}
+		if ok && pid != p.Pid {
+			return 0, false // two processes: cut names that agree
+		}
+		pid, ok = p.Pid, true
+	}
+	return pid, ok
+}
+
 // BusySince reads only the busy clock: what the harakiri check needs.
 func (s *Slot) BusySince() (time.Time, bool) {
 	busy := s.b.u64(s.off + sBusy).Load()

@@ -225,3 +225,48 @@ func TestHandoffHistogram(t *testing.T) {
 		t.Errorf("after Claim: %+v, want zero", got)
 	}
 }
+
+// RunningTask finds the spooler running a task by name, a long name by the
+// start its slot keeps; no match, or two processes, is not ok.
+func TestRunningTask(t *testing.T) {
+	b, err := Create(filepath.Join(t.TempDir(), FileName), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	long := "uwsgi_spoolfile_on_host_1_2_3_4_5.retry1" + strings.Repeat("x", 80)
+	for i, p := range []struct {
+		pid  int
+		role Role
+		task string
+	}{
+		{4242, Spooler, long},
+		{4343, Spooler, "uwsgi_spoolfile_on_short"},
+		{4444, Worker, "uwsgi_spoolfile_on_worker"},
+		{4545, Spooler, ""},
+	} {
+		s := b.Slot(i)
+		s.Claim(p.pid, p.role, i+1, 0, 0, time.Now())
+		if p.task != "" {
+			defer NewTracker(s).Begin(p.task)()
+		}
+	}
+	for name, want := range map[string]int{
+		long:                        4242,
+		"uwsgi_spoolfile_on_short":  4343,
+		"uwsgi_spoolfile_on_shor":   0, // a prefix of a short name is another file
+		"uwsgi_spoolfile_on_shorts": 0,
+		"uwsgi_spoolfile_on_worker": 0, // a worker's request, not a task
+	} {
+		pid, ok := b.RunningTask(name)
+		if (want != 0) != ok || pid != want {
+			t.Errorf("RunningTask(%.40q) = %d, %v; want %d", name, pid, ok, want)
+		}
+	}
+	// Two spoolers on names that agree in their first 64 bytes: unknown.
+	s := b.Slot(3)
+	defer NewTracker(s).Begin(long[:70] + "other")()
+	if pid, ok := b.RunningTask(long); ok {
+		t.Errorf("two matching slots: RunningTask = %d", pid)
+	}
+}
