@@ -17,9 +17,12 @@ included) and its dead letters, each with its state:
   ready              due now
   scheduled at T     its "at" is in the future
   retry N at T       attempt N, after a failure (its last error follows), due at T
-  running in pid P   a spooler holds its lock (P when the lock says; gospool's
-                     locks do not name their process)
+  running in pid P   a spooler holds its lock (P from uWSGI's lock, or for
+                     gospool from its master's process table, when known)
   dead               out of retries (--spooler-max-retries); its last error follows
+
+A file in a priority directory is listed as PRIORITY/NAME; as in uWSGI, only
+spoolers started with --spooler-ordered run those.
 
 Nothing is changed. --json prints one JSON object per task (JSON Lines):
   {"where": "ring"|"file", "name", "path", "state", "at", "attempt", "pid",
