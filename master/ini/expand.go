@@ -45,9 +45,15 @@ func (l *loader) expandAll() error {
 	return nil
 }
 
+// Bounds on one value's expansion, so that a value that refers to itself,
+// or that doubles at every step, ends in an error instead of a hang: the
+// number of substitutions, the value's length, and the bytes all the
+// substitutions copy together (each one rebuilds the value, so without
+// that bound 10000 substitutions into a 1 MiB value would copy 10 GB).
 const (
-	maxSubst = 10000
-	maxValue = 1 << 20
+	maxSubst  = 10000
+	maxValue  = 1 << 20
+	maxCopied = 32 << 20
 )
 
 // scan replaces sym(key) with hook(key) in *v, in place and one reference at
@@ -55,7 +61,7 @@ const (
 // belong to the key, a replaced value is scanned again from its second
 // byte, and a reference the hook does not know stays as it is.
 func scan(v *string, sym byte, hook func(string) (string, bool)) error {
-	has, depth, start, n := 0, 0, 0, 0
+	has, depth, start, n, copied := 0, 0, 0, 0, 0
 	for j := 0; j < len(*v); j++ {
 		c := (*v)[j]
 		switch {
@@ -83,7 +89,9 @@ func scan(v *string, sym byte, hook func(string) (string, bool)) error {
 				continue
 			}
 			*v = (*v)[:start-2] + val + (*v)[start+keyLen+1:]
-			if n++; n > maxSubst || len(*v) > maxValue {
+			n++
+			copied += len(*v)
+			if n > maxSubst || len(*v) > maxValue || copied > maxCopied {
 				return fmt.Errorf("expanding %c(...) does not end (does a value refer to itself?)", sym)
 			}
 			j = 0

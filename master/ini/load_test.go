@@ -298,6 +298,9 @@ func TestLoadErrors(t *testing.T) {
 		{"stdin", nil, "-", "ini: -: reading config from a URL, a scheme or stdin is not supported"},
 		{"set without =", map[string]string{"a.ini": "[uwsgi]\nset-ph = x\n"}, "a.ini", `a.ini:2: set-ph = "x": want name=value`},
 		{"self reference", map[string]string{"a.ini": "[uwsgi]\na = x%(a)\n"}, "a.ini", `a.ini:2: a = "x%(a)": expanding %(...) does not end (does a value refer to itself?)`},
+		// Each value doubles the next: 2^22 copies of the last. The bound on
+		// the bytes the substitutions copy ends it early, in an error.
+		{"doubling", map[string]string{"a.ini": "[uwsgi]\na = %(b)%(b)\nb = %(c)%(c)\nc = %(d)%(d)\nd = %(e)%(e)\ne = %(f)%(f)\nf = %(g)%(g)\ng = %(h)%(h)\nh = %(i)%(i)\ni = %(j)%(j)\nj = %(k)%(k)\nk = %(l)%(l)\nl = %(m)%(m)\nm = %(n)%(n)\nn = %(o)%(o)\no = %(p)%(p)\np = %(q)%(q)\nq = %(r)%(r)\nr = %(s)%(s)\ns = %(t)%(t)\nt = %(u)%(u)\nu = %(v)%(v)\nv = %(w)%(w)\nw = xxxxxxxxxx\n"}, "a.ini", `a.ini:2: a = "%(b)%(b)": expanding %(...) does not end (does a value refer to itself?)`},
 		{"expression", map[string]string{"a.ini": "[uwsgi]\nn = 2\nm = %(n + 1)\n"}, "a.ini", `a.ini:3: m = "%(n + 1)": %(n + 1): placeholder expressions are not supported`},
 	}
 	for _, tt := range tests {
