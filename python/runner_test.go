@@ -71,6 +71,29 @@ func newTestPool(t *testing.T, size int, harakiri time.Duration, modules ...stri
 	return tp
 }
 
+// serve runs a real Spooler on a new directory with the pool's Handle as
+// its default handler, until the test ends, and returns a client of it.
+func (tp *testPool) serve(t *testing.T, cfg spooler.Config) (context.Context, *spooler.Client) {
+	t.Helper()
+	cfg.Dir = t.TempDir()
+	cfg.Logger = log.New(tp.logs, "", 0)
+	s, err := spooler.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.HandleDefault(tp.Handle)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	c, err := spooler.NewClient(cfg.Dir, spooler.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return ctx, c
+}
+
 // call runs one task as the spooler would, with its name and attempt.
 func (tp *testPool) call(t *testing.T, ctx context.Context, name string, tk *task.Task) error {
 	t.Helper()
@@ -548,22 +571,7 @@ func TestWarm(t *testing.T) {
 	if len(warm) != 2 {
 		t.Fatalf("after Warm: runner pids %v, want 2", warm)
 	}
-	dir := t.TempDir()
-	s, err := spooler.New(spooler.Config{Dir: dir, Concurrency: 2, Harakiri: time.Second,
-		RetryDelay: time.Hour, Logger: log.New(tp.logs, "", 0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.HandleDefault(tp.Handle)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	c, err := spooler.NewClient(dir, spooler.ClientOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, c := tp.serve(t, spooler.Config{Concurrency: 2, Harakiri: time.Second, RetryDelay: time.Hour})
 	// The import takes 1.5 s, the harakiri is 1 s: only a warm pool runs it.
 	if _, err := c.Spool(ctx, ctl("do", "ok", "id", "first")); err != nil {
 		t.Fatal(err)
@@ -715,23 +723,8 @@ func TestClose(t *testing.T) {
 func TestWithSpooler(t *testing.T) {
 	t.Parallel()
 	tp := newTestPool(t, 2, 0, "udtasks")
-	dir := t.TempDir()
-	s, err := spooler.New(spooler.Config{Dir: dir, Concurrency: 2, RetryDelay: 10 * time.Millisecond, Logger: log.New(tp.logs, "", 0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.HandleDefault(tp.Handle)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-
-	c, err := spooler.NewClient(dir, spooler.ClientOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	w, err := spoolfile.NewWriter(dir, spoolfile.WriterOptions{})
+	ctx, c := tp.serve(t, spooler.Config{Concurrency: 2, RetryDelay: 10 * time.Millisecond})
+	w, err := spoolfile.NewWriter(c.Dir(), spoolfile.WriterOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

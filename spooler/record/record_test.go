@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
-	"runtime"
 	"testing"
 
+	"github.com/gospool/gospool/internal/allocs"
 	"github.com/gospool/gospool/spooler/task"
 )
 
@@ -101,7 +101,7 @@ func FuzzDecode(f *testing.F) {
 		orig := bytes.Clone(b)
 		var out *task.Task
 		var err error
-		allocs, allocated := measureAllocs(func() { out, err = Decode(b) })
+		mallocs, allocated := allocs.Measure(func() { out, err = Decode(b) })
 		if !bytes.Equal(b, orig) {
 			t.Fatal("Decode modified its input")
 		}
@@ -112,8 +112,8 @@ func FuzzDecode(f *testing.F) {
 		if limit := uint64(4096 + 18*len(b)); allocated > limit {
 			t.Fatalf("Decode of %d bytes allocated %d bytes (limit %d)", len(b), allocated, limit)
 		}
-		if allocs > 40 {
-			t.Fatalf("Decode of %d bytes made %d allocations", len(b), allocs)
+		if mallocs > 40 {
+			t.Fatalf("Decode of %d bytes made %d allocations", len(b), mallocs)
 		}
 		if err != nil {
 			if out != nil || !errors.Is(err, ErrFormat) {
@@ -133,18 +133,6 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("re-encoded record does not decode: %v", err)
 		}
 	})
-}
-
-// measureAllocs runs f once and returns how many heap allocations it made
-// and how many bytes they took, as testing.AllocsPerRun counts them (one
-// processor, so that other goroutines add as little noise as possible).
-func measureAllocs(f func()) (allocs, bytes uint64) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.Mallocs - before.Mallocs, after.TotalAlloc - before.TotalAlloc
 }
 
 func BenchmarkAppend(b *testing.B) {

@@ -5,8 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
-	"runtime"
 	"testing"
+
+	"github.com/gospool/gospool/internal/allocs"
 )
 
 // FuzzDecodeHeader feeds decodeHeader, the one parser of bytes a ring file
@@ -37,7 +38,7 @@ func FuzzDecodeHeader(f *testing.F) {
 		}
 		var g Geometry
 		var err error
-		allocs, allocated := measureAllocs(func() { g, err = decodeHeader(h, fileLen) })
+		mallocs, allocated := allocs.Measure(func() { g, err = decodeHeader(h, fileLen) })
 		if err != nil {
 			if !errors.Is(err, ErrTruncated) && !errors.Is(err, ErrNotRing) && !errors.Is(err, ErrVersion) && !errors.Is(err, ErrCorruptHeader) {
 				t.Fatalf("unexpected error kind: %v", err)
@@ -47,8 +48,8 @@ func FuzzDecodeHeader(f *testing.F) {
 			}
 			return
 		}
-		if allocs != 0 {
-			t.Fatalf("accepting a header allocated %d times", allocs)
+		if mallocs != 0 {
+			t.Fatalf("accepting a header allocated %d times", mallocs)
 		}
 		if verr := g.validate(); verr != nil {
 			t.Fatalf("accepted geometry %+v: %v", g, verr)
@@ -62,16 +63,4 @@ func FuzzDecodeHeader(f *testing.F) {
 			t.Fatalf("accepted header does not re-encode to itself:\n got % x\nwant % x", h[:checksummed+4], again[:checksummed+4])
 		}
 	})
-}
-
-// measureAllocs runs f once and returns how many heap allocations it made
-// and how many bytes they took, as testing.AllocsPerRun counts them (one
-// processor, so that other goroutines add as little noise as possible).
-func measureAllocs(f func()) (allocs, bytes uint64) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.Mallocs - before.Mallocs, after.TotalAlloc - before.TotalAlloc
 }

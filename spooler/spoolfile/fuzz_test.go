@@ -3,9 +3,9 @@ package spoolfile
 import (
 	"bytes"
 	"errors"
-	"runtime"
 	"testing"
 
+	"github.com/gospool/gospool/internal/allocs"
 	"github.com/gospool/gospool/spooler/task"
 )
 
@@ -37,7 +37,7 @@ func FuzzDecode(f *testing.F) {
 		orig := bytes.Clone(data)
 		var tk *task.Task
 		var err error
-		allocs, allocated := measureAllocs(func() { tk, err = Decode(data) })
+		mallocs, allocated := allocs.Measure(func() { tk, err = Decode(data) })
 		if !bytes.Equal(data, orig) {
 			t.Fatal("Decode modified its input")
 		}
@@ -45,11 +45,11 @@ func FuzzDecode(f *testing.F) {
 		// at least 5 input bytes each; an error costs a message of a bounded
 		// size whatever the input (a key in it is cut to 40 bytes). Nothing
 		// depends on the lengths the file claims.
-		if err == nil && (allocs > 2 || allocated > uint64(64+10*len(data))) {
-			t.Fatalf("Decode of %d bytes: %d allocations, %d bytes", len(data), allocs, allocated)
+		if err == nil && (mallocs > 2 || allocated > uint64(64+10*len(data))) {
+			t.Fatalf("Decode of %d bytes: %d allocations, %d bytes", len(data), mallocs, allocated)
 		}
-		if err != nil && (allocs > 16 || allocated > 4096) {
-			t.Fatalf("Decode of %d bytes failing (%v): %d allocations, %d bytes", len(data), err, allocs, allocated)
+		if err != nil && (mallocs > 16 || allocated > 4096) {
+			t.Fatalf("Decode of %d bytes failing (%v): %d allocations, %d bytes", len(data), err, mallocs, allocated)
 		}
 		if err != nil {
 			if tk != nil {
@@ -78,16 +78,4 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip differs:\n got % x\nwant % x", enc, want)
 		}
 	})
-}
-
-// measureAllocs runs f once and returns how many heap allocations it made
-// and how many bytes they took, as testing.AllocsPerRun counts them (one
-// processor, so that other goroutines add as little noise as possible).
-func measureAllocs(f func()) (allocs, bytes uint64) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.Mallocs - before.Mallocs, after.TotalAlloc - before.TotalAlloc
 }
