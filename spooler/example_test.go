@@ -102,3 +102,26 @@ func ExampleSpooler_Handle() {
 		log.Fatal(err)
 	}
 }
+
+// A spooler whose handlers need a slow preparation (here a template cache)
+// makes it in BeforeTasks: producers already spool into its ring meanwhile,
+// and no task's harakiri counts the preparation's time.
+func ExampleSpooler_BeforeTasks() {
+	s, err := spooler.New(spooler.Config{Dir: "/var/spool/app", Harakiri: 5 * time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	var templates map[string]string
+	s.BeforeTasks(func(ctx context.Context) error {
+		templates = map[string]string{"welcome": "Hello, %s!"} // say, 20 s of loading
+		return nil // an error would end Run with it
+	})
+	s.Handle("welcome-email", func(ctx context.Context, t *spooler.Task) error {
+		email, _ := t.Get("email")
+		log.Printf(templates["welcome"], email)
+		return nil
+	})
+	if err := s.Run(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+}
