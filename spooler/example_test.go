@@ -114,7 +114,7 @@ func ExampleSpooler_BeforeTasks() {
 	var templates map[string]string
 	s.BeforeTasks(func(ctx context.Context) error {
 		templates = map[string]string{"welcome": "Hello, %s!"} // say, 20 s of loading
-		return nil // an error would end Run with it
+		return nil                                             // an error would end Run with it
 	})
 	s.Handle("welcome-email", func(ctx context.Context, t *spooler.Task) error {
 		email, _ := t.Get("email")
