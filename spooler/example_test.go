@@ -113,8 +113,9 @@ func ExampleSpooler_BeforeTasks() {
 	}
 	var templates map[string]string
 	s.BeforeTasks(func(ctx context.Context) error {
-		templates = map[string]string{"welcome": "Hello, %s!"} // say, 20 s of loading
-		return nil                                             // an error would end Run with it
+		// Say, 20 s of loading. An error returned here would end Run.
+		templates = map[string]string{"welcome": "Hello, %s!"}
+		return nil
 	})
 	s.Handle("welcome-email", func(ctx context.Context, t *spooler.Task) error {
 		email, _ := t.Get("email")
