@@ -79,11 +79,27 @@ type Info struct {
 	// (exec.Cmd.ExtraFiles): if this process then dies, the claim lasts
 	// until the child is gone too, so no other spooler starts the task while
 	// the child still runs it. Valid until the handler returns; do not
-	// close them.
+	// close them, nor change the slice (tasks share it).
 	Hold []*os.File
 }
 
 type infoKey struct{}
+
+// jobContext is a handler's context: its parent's, plus the job that
+// TaskInfo reads. It lives inside the job, so that it costs no allocation
+// per task (context.WithValue would); context.WithCancel and friends see
+// through it to the parent's cancellation, as Value passes their keys on.
+type jobContext struct {
+	context.Context
+	j *job
+}
+
+func (c *jobContext) Value(key any) any {
+	if key == (infoKey{}) {
+		return c.j
+	}
+	return c.Context.Value(key)
+}
 
 // TaskInfo returns the description of the task whose handler received ctx.
 func TaskInfo(ctx context.Context) Info {

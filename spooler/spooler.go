@@ -154,13 +154,14 @@ type Spooler struct {
 	beforeTasks func(ctx context.Context) error
 
 	// Set by Run.
-	ring    *ring.Ring
-	cons    *ring.Consumer
-	files   *spoolfile.Writer
-	pending *spooldir.Dir
-	tasks   int
-	ready   chan struct{}
-	running atomic.Int32 // handlers running now: Shutdown's log line
+	ring     *ring.Ring
+	cons     *ring.Consumer
+	files    *spoolfile.Writer
+	pending  *spooldir.Dir
+	tasks    int
+	ready    chan struct{}
+	running  atomic.Int32 // handlers running now: Shutdown's log line
+	ringHold []*os.File   // Info.Hold of ring tasks, shared (read-only)
 
 	// What Shutdown needs of Run, under mu. runDone is nil until Run
 	// starts; stopTaking ends Run's loop, cancelHandlers the handlers'
@@ -240,7 +241,7 @@ func (s *Spooler) HandleDefault(fn HandlerFunc) { s.fallback = fn }
 func (s *Spooler) BeforeTasks(fn func(ctx context.Context) error) { s.beforeTasks = fn }
 
 func (s *Spooler) handlerFor(t *Task) HandlerFunc {
-	if fn, ok := s.handlers[t.Name()]; ok {
+	if fn, ok := s.handlers[string(t.NameBytes())]; ok {
 		return fn
 	}
 	return s.fallback
@@ -258,6 +259,7 @@ type job struct {
 	ringPath string
 	attempt  int
 	hold     []*os.File // see Info.Hold
+	ctx      jobContext // the handler's context
 	watch    *watchdog  // nil unless Config.Harakiri is set
 }
 
@@ -338,6 +340,7 @@ func (s *Spooler) Run(ctx context.Context) error {
 		return fmt.Errorf("spooler: %w", err)
 	}
 	s.ring, s.cons, s.files = r, cons, files
+	s.ringHold = []*os.File{r.File()} // every ring task's Info.Hold
 	close(s.ready)
 
 	stopWaker := context.AfterFunc(loopCtx, r.WakeAll)
@@ -622,7 +625,7 @@ func (s *Spooler) run(ctx context.Context, j *job) {
 			j.hold = []*os.File{d}
 		}
 	} else {
-		j.hold = []*os.File{s.ring.File()}
+		j.hold = s.ringHold
 	}
 	var info Info
 	if s.cfg.OnTaskStart != nil || s.cfg.OnTaskEnd != nil {
@@ -631,7 +634,8 @@ func (s *Spooler) run(ctx context.Context, j *job) {
 			s.cfg.OnTaskStart(info)
 		}
 	}
-	hctx := context.WithValue(ctx, infoKey{}, j)
+	j.ctx = jobContext{Context: ctx, j: j} // TaskInfo's, without an allocation: j is on the heap already
+	var hctx context.Context = &j.ctx
 	if s.cfg.Harakiri > 0 {
 		var cancel context.CancelCauseFunc
 		hctx, cancel = context.WithCancelCause(hctx)

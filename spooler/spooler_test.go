@@ -370,3 +370,45 @@ func TestUnsettledTaskIsNotRetriedAtOnce(t *testing.T) {
 		t.Errorf("the task ran %d times, want 2 (the first attempt and its one retry):\n%s", runs, logs)
 	}
 }
+
+// A handler's context carries Run's values and TaskInfo, and is cancelled
+// with Run's context.
+func TestHandlerContext(t *testing.T) {
+	type key struct{}
+	dir := t.TempDir()
+	s, err := New(Config{Dir: dir, Logger: log.New(io.Discard, "", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	s.HandleDefault(func(ctx context.Context, tk *Task) error {
+		v, _ := ctx.Value(key{}).(string)
+		got <- v + " " + TaskInfo(ctx).Name
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "run's value"))
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	<-s.Ready()
+	c, err := NewClient(dir, ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Spool(ctx, NewTask("task", "x")); err != nil {
+		t.Fatal(err)
+	}
+	if v := <-got; !strings.HasPrefix(v, "run's value ring:") {
+		t.Errorf("the handler saw %q, want Run's value and a ring task name", v)
+	}
+	cancel() // the handler returns only once its context is cancelled
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Error(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return: the handler's context was not cancelled")
+	}
+}

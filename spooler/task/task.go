@@ -278,10 +278,14 @@ const (
 
 // Name is the name handlers are chosen by: the `ud_spool_func` key that
 // uwsgidecorators writes when present, else the `task` key, else "".
-func (t *Task) Name() string {
+func (t *Task) Name() string { return string(t.NameBytes()) }
+
+// NameBytes is [Task.Name] without the copy: the value in the task, not to
+// be modified (a map lookup with string(t.NameBytes()) allocates nothing).
+func (t *Task) NameBytes() []byte {
 	if v, ok := t.Get(KeyFunc); ok {
-		return string(v)
+		return v
 	}
 	v, _ := t.Get(KeyTask)
-	return string(v)
+	return v
 }
