@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -127,28 +126,15 @@ func runSpooler(ctx context.Context, cfg *Config) error {
 		if err == nil && berr == nil && slot >= 0 && slot < board.Len() {
 			defer board.Close()
 			tracker = scoreboard.NewTracker(board.Slot(slot))
-			ends := map[string]func(){} // by task name, for OnTaskEnd
-			var mu sync.Mutex
 			c.OnTaskStart = func(i spooler.Info) {
 				if !i.Spooled.IsZero() {
 					// A ring task: its hand-off latency, publish to
 					// handler start, for the master's /metrics.
 					tracker.ObserveHandoff(time.Since(i.Spooled))
 				}
-				end := tracker.Begin(i.Name)
-				mu.Lock()
-				ends[i.Name] = end
-				mu.Unlock()
+				tracker.Start(i.Name)
 			}
-			c.OnTaskEnd = func(i spooler.Info, _ spooler.Result) {
-				mu.Lock()
-				end := ends[i.Name]
-				delete(ends, i.Name)
-				mu.Unlock()
-				if end != nil {
-					end()
-				}
-			}
+			c.OnTaskEnd = func(i spooler.Info, _ spooler.Result) { tracker.FinishName(i.Name) }
 		} else if board != nil {
 			board.Close()
 		}

@@ -270,3 +270,34 @@ func TestRunningTask(t *testing.T) {
 		t.Errorf("two matching slots: RunningTask = %d", pid)
 	}
 }
+
+// The slot shows the oldest running work; finishing it shows the next.
+func TestTrackerShowsTheOldest(t *testing.T) {
+	b, err := Create(filepath.Join(t.TempDir(), FileName), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.Slot(0).Claim(1, Spooler, 1, 0, 0, time.Now())
+	tr := NewTracker(b.Slot(0))
+	current := func() string { p, _ := b.Slot(0).Read(); return p.Current }
+	tr.Start("a")
+	kb := tr.Start("b")
+	tr.Start("c")
+	if got := current(); got != "a" {
+		t.Fatalf("showing %q, want the oldest, a", got)
+	}
+	tr.Finish(kb) // not the oldest: the slot still shows a
+	if got := current(); got != "a" {
+		t.Errorf("after b: showing %q, want a", got)
+	}
+	tr.FinishName("a")
+	if got := current(); got != "c" {
+		t.Errorf("after a: showing %q, want c", got)
+	}
+	tr.Finish(kb) // finished already: ignored
+	tr.FinishName("c")
+	if p, _ := b.Slot(0).Read(); p.Current != "" || !p.BusySince.IsZero() || p.Done != 3 {
+		t.Errorf("idle after three: %+v", p)
+	}
+}
