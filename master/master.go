@@ -231,7 +231,7 @@ func (m *master) serveStats() (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(hs, l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.cfg.Logger.Printf("master: stats server on %s: %v", addr, err)
 		}
 	}()

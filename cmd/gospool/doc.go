@@ -95,8 +95,10 @@
 // given on the command line win; every other option is reported once as
 // not used; a bad value is an error naming the file, line and option.
 //
-// --stats ADDR is uWSGI's stats server, served by the master over HTTP
-// (as uWSGI's with stats-http): GET /stats (or /) answers uWSGI's stats
+// --stats ADDR is uWSGI's stats server, served by the master, raw (the
+// document to a client that connects and only reads, as uWSGI's stats
+// socket, for uwsgitop) and over HTTP (as uWSGI's with stats-http) on the
+// same address: GET /stats (or /) answers uWSGI's stats
 // document (pid, workers, and spoolers with dir, pid, tasks, respawns,
 // running) plus a "gospool" object with each spool directory's ring
 // counters (the keys of stats --json), spool files and hand-off latency

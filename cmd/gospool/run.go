@@ -87,9 +87,9 @@ over HTTP: GET /stats (or /) is uWSGI's stats server document (pid,
 workers, spoolers with dir, pid, tasks, respawns, running) plus a
 "gospool" object with each directory's ring counters, spool files and
 hand-off latency, and the processes; GET /metrics is the same in
-Prometheus's text format (gospool_tasks_done_total{dir="..."}...). It
-speaks HTTP only, as uWSGI's with stats-http. "gospool stats" needs no
-server.
+Prometheus's text format (gospool_tasks_done_total{dir="..."}...). A
+client that connects and only reads gets the document as raw JSON, as
+from uWSGI's stats socket (uwsgitop). "gospool stats" needs no server.
 
 --ini FILE reads a uWSGI ini file's [uwsgi] section (FILE:SECTION for
 another): spooler, spooler-import (unless --spooler-exec is given),

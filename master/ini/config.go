@@ -43,7 +43,7 @@ var Ignored = map[string]string{
 	"enable-threads":     "it enables the GIL for threads in uWSGI's embedded Python; gospool embeds no interpreter",
 	"single-interpreter": "it concerns uWSGI's embedded Python sub-interpreters; gospool embeds no interpreter",
 	"thunder-lock":       "it serialises accept() among uWSGI's workers; gospool has no accept thundering herd to avoid",
-	"stats-http":         "gospool's stats server always speaks HTTP",
+	"stats-http":         "gospool's stats server speaks HTTP and raw JSON on the same address",
 	"vacuum":             "gospool removes a stale unix socket before it binds and its listener unlinks the socket on close; it writes no pidfile",
 }
 

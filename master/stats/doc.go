@@ -17,10 +17,13 @@
 //	pid, uid, gid, cwd   the master's
 //	sockets        [{name, queue, max_queue}]: the --listen sockets (queue
 //	               and max_queue are 0 for unix sockets)
-//	workers        [{id, pid, requests, status, last_spawn, respawn_count}]:
+//	load           the workers busy now
+//	workers        [{id, pid, accepting, requests, delta_requests, status,
+//	               rss, vsz, last_spawn, respawn_count, cores, ...}]:
 //	               status is "busy" or "idle"; requests are those the
 //	               worker reported since it started (a --worker-cmd program
-//	               reports none)
+//	               reports none); one core with the same requests and
+//	               in_request 1 while busy
 //	spoolers       [{dir, pid, tasks, respawns, running}]: one per spooler
 //	               process, as uWSGI has one per process of each directory;
 //	               tasks counts the tasks run since the process started (it
@@ -40,17 +43,23 @@
 //	  processes    the scoreboard, with the keys of `gospool stats --json`'s
 //	               "master.processes", plus dir for spoolers
 //
-// uWSGI keys left out because gospool has nothing behind them:
-// listen_queue_errors, signal_queue, load, locks, cache, daemons, crons,
-// and in workers delta_requests, exceptions, harakiri_count, signals,
-// signal_queue, rss, vsz, running_time, tx, avg_rt, apps, cores; in
-// sockets proto, shared, can_offload. During a graceful reload both
-// generations of a process are listed.
+// Every key real uWSGI 2.0.21 writes at the top level, in workers (and
+// their one core) and in sockets is there (a test reads uWSGI's own
+// stats socket and compares), so that the tools written for uWSGI find
+// what they index. What gospool does not count is always 0 or empty:
+// listen_queue_errors, signal_queue, locks; in workers exceptions,
+// harakiri_count, signals, signal_queue, running_time, tx, avg_rt, apps;
+// in sockets proto (""), shared, can_offload. load is the number of busy
+// workers; rss and vsz come from /proc/PID/statm. During a graceful reload
+// both generations of a process are listed.
 //
-// The server speaks HTTP only, as uWSGI's does with stats-http: a client
-// that connects and reads raw JSON (uWSGI's default) gets nothing; use
-// `curl http://ADDR/stats`. Tools that need uWSGI's left-out keys (uwsgitop
-// reads the workers' cores and avg_rt) are not served.
+// # Raw JSON and HTTP on one address
+//
+// uWSGI's stats socket writes the document to whoever connects and closes
+// (uwsgitop, and the Telegraf, Datadog and Netdata collectors, read it that
+// way); with stats-http it speaks HTTP instead. [Server.Serve] does both:
+// a client that sends a request within 200 ms gets HTTP, one that stays
+// silent gets the raw document.
 //
 // # GET /metrics
 //

@@ -1,7 +1,9 @@
 package stats
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log"
 	"net"
@@ -9,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -119,3 +122,107 @@ func Listen(addr string) (net.Listener, error) {
 	}
 	return net.Listen(network, addr)
 }
+
+// rawWait is how long a new connection may stay silent before it is taken
+// for a raw client (uWSGI's stats socket, which uwsgitop and the Telegraf,
+// Datadog and Netdata collectors read: they connect and read, sending
+// nothing) rather than an HTTP one, which sends its request at once.
+const rawWait = 200 * time.Millisecond
+
+// Serve answers on l until hs is closed, both ways uWSGI's stats server
+// does: a client that sends an HTTP request gets hs's answer (as with
+// uWSGI's stats-http), and one that sends nothing for rawWait gets the
+// document as raw JSON, then the connection is closed (as uWSGI's default
+// stats socket). hs.Handler is normally s.Handler(). Serve closes l.
+func (s *Server) Serve(hs *http.Server, l net.Listener) error {
+	cl := &connListener{l: l, conns: make(chan net.Conn), done: make(chan struct{})}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					continue
+				}
+				cl.fail(err)
+				return
+			}
+			go s.sniff(c, cl)
+		}
+	}()
+	return hs.Serve(cl)
+}
+
+// sniff waits for a connection's first byte: it hands an HTTP client to
+// the HTTP server, and answers a silent one with the raw document.
+func (s *Server) sniff(c net.Conn, cl *connListener) {
+	c.SetReadDeadline(time.Now().Add(rawWait))
+	br := bufio.NewReader(c)
+	if _, err := br.Peek(1); err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			s.writeRaw(c)
+		}
+		c.Close()
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	select {
+	case cl.conns <- &peekedConn{Conn: c, r: br}:
+	case <-cl.done:
+		c.Close()
+	}
+}
+
+// writeRaw writes the document to a raw client, then half-closes, so that
+// a client reading until EOF (uwsgitop does) gets all of it.
+func (s *Server) writeRaw(c net.Conn) {
+	c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	sn, ok := s.read()
+	if !ok {
+		return // the master is stopping: EOF at once
+	}
+	b, err := json.MarshalIndent(s.document(sn), "", "  ")
+	if err != nil {
+		return
+	}
+	c.Write(append(b, '\n'))
+}
+
+// connListener is the listener the HTTP server serves: the connections
+// sniff found to speak HTTP. Closing it closes the real one.
+type connListener struct {
+	l     net.Listener
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+	err   error // why accepting ended, set before done is closed
+}
+
+func (cl *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-cl.conns:
+		return c, nil
+	case <-cl.done:
+		return nil, cl.err
+	}
+}
+
+func (cl *connListener) fail(err error) {
+	cl.once.Do(func() { cl.err = err; close(cl.done) })
+}
+
+func (cl *connListener) Close() error {
+	cl.fail(net.ErrClosed)
+	return cl.l.Close()
+}
+
+func (cl *connListener) Addr() net.Addr { return cl.l.Addr() }
+
+// peekedConn is a connection whose first bytes sniff has read ahead.
+type peekedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,33 +61,71 @@ func LiveHandoff(board *scoreboard.Board, n int) []scoreboard.Histogram {
 // Document is what GET /stats answers: uWSGI's stats server document, as
 // far as it applies, plus gospool's own object.
 type Document struct {
-	Version     string    `json:"version"`
-	ListenQueue int       `json:"listen_queue"`
-	Pid         int       `json:"pid"`
-	UID         int       `json:"uid"`
-	GID         int       `json:"gid"`
-	Cwd         string    `json:"cwd"`
-	Sockets     []Sock    `json:"sockets"`
-	Workers     []Worker  `json:"workers"`
-	Spoolers    []Spooler `json:"spoolers"`
-	Gospool     Gospool   `json:"gospool"`
+	Version           string    `json:"version"`
+	ListenQueue       int       `json:"listen_queue"`
+	ListenQueueErrors int       `json:"listen_queue_errors"` // always 0
+	SignalQueue       int       `json:"signal_queue"`        // always 0
+	Load              int       `json:"load"`                // workers busy now
+	Pid               int       `json:"pid"`
+	UID               int       `json:"uid"`
+	GID               int       `json:"gid"`
+	Cwd               string    `json:"cwd"`
+	Locks             []any     `json:"locks"` // always empty
+	Sockets           []Sock    `json:"sockets"`
+	Workers           []Worker  `json:"workers"`
+	Spoolers          []Spooler `json:"spoolers"`
+	Gospool           Gospool   `json:"gospool"`
 }
 
 // Sock is a listening socket, as uWSGI's "sockets" entries.
 type Sock struct {
-	Name     string `json:"name"`
-	Queue    int    `json:"queue"`     // connections waiting to be accepted (TCP; 0 for unix sockets)
-	MaxQueue int    `json:"max_queue"` // the backlog (TCP; 0 for unix sockets)
+	Name       string `json:"name"`
+	Proto      string `json:"proto"`     // "": the workers' protocol, unknown to the master
+	Queue      int    `json:"queue"`     // connections waiting to be accepted (TCP; 0 for unix sockets)
+	MaxQueue   int    `json:"max_queue"` // the backlog (TCP; 0 for unix sockets)
+	Shared     int    `json:"shared"`    // always 0
+	CanOffload int    `json:"can_offload"`
 }
 
-// Worker is a worker process, as uWSGI's "workers" entries.
+// Worker is a worker process, as uWSGI's "workers" entries, with every
+// key uWSGI 2.0 writes, so that the tools reading them (uwsgitop, the
+// Telegraf, Datadog and Netdata collectors) find what they index. What
+// gospool does not count is always 0: exceptions, harakiri_count, signals,
+// signal_queue, running_time, avg_rt, tx.
 type Worker struct {
-	ID           int    `json:"id"`
-	Pid          int    `json:"pid"`
-	Requests     uint64 `json:"requests"`
-	Status       string `json:"status"` // "busy" or "idle"
-	LastSpawn    int64  `json:"last_spawn"`
-	RespawnCount int    `json:"respawn_count"`
+	ID            int    `json:"id"`
+	Pid           int    `json:"pid"`
+	Accepting     int    `json:"accepting"` // 1 while it runs (not stopping)
+	Requests      uint64 `json:"requests"`
+	DeltaRequests uint64 `json:"delta_requests"` // requests since it started, as requests
+	Exceptions    int    `json:"exceptions"`
+	HarakiriCount int    `json:"harakiri_count"`
+	Signals       int    `json:"signals"`
+	SignalQueue   int    `json:"signal_queue"`
+	Status        string `json:"status"` // "busy" or "idle"
+	RSS           uint64 `json:"rss"`    // bytes, from /proc/PID/statm
+	VSZ           uint64 `json:"vsz"`    // bytes, from /proc/PID/statm
+	RunningTime   uint64 `json:"running_time"`
+	LastSpawn     int64  `json:"last_spawn"`
+	RespawnCount  int    `json:"respawn_count"`
+	TX            uint64 `json:"tx"`
+	AvgRT         uint64 `json:"avg_rt"`
+	Apps          []any  `json:"apps"`  // always empty
+	Cores         []Core `json:"cores"` // one: a gospool worker is one core to uWSGI's eyes
+}
+
+// Core is uWSGI's per-core entry of a worker.
+type Core struct {
+	ID                int            `json:"id"`
+	Requests          uint64         `json:"requests"`
+	StaticRequests    int            `json:"static_requests"`
+	RoutedRequests    int            `json:"routed_requests"`
+	OffloadedRequests int            `json:"offloaded_requests"`
+	WriteErrors       int            `json:"write_errors"`
+	ReadErrors        int            `json:"read_errors"`
+	InRequest         int            `json:"in_request"` // 1 while busy
+	Vars              []string       `json:"vars"`
+	ReqInfo           map[string]any `json:"req_info"`
 }
 
 // Spooler is a spooler process, as uWSGI's "spoolers" entries: one per
@@ -291,7 +330,7 @@ func (s *Server) Document() (doc Document, ok bool) {
 func (s *Server) document(sn snapshot) Document {
 	doc := Document{
 		Version: version(), Pid: sn.masterPid, UID: os.Getuid(), GID: os.Getgid(),
-		Sockets: []Sock{}, Workers: []Worker{}, Spoolers: []Spooler{},
+		Locks: []any{}, Sockets: []Sock{}, Workers: []Worker{}, Spoolers: []Spooler{},
 		Gospool: Gospool{Started: sn.started.Format(time.RFC3339), Reloads: sn.reloads, Dirs: []Dir{}, Processes: []Process{}},
 	}
 	if doc.Pid == 0 {
@@ -310,12 +349,20 @@ func (s *Server) document(sn snapshot) Document {
 		busy := !p.BusySince.IsZero()
 		switch p.Role {
 		case scoreboard.Worker:
-			status := "idle"
+			status, inRequest := "idle", 0
 			if busy {
-				status = "busy"
+				status, inRequest = "busy", 1
+				doc.Load++
 			}
-			doc.Workers = append(doc.Workers, Worker{ID: p.Number, Pid: p.Pid, Requests: p.Done, Status: status,
-				LastSpawn: p.Spawned.Unix(), RespawnCount: p.Respawns})
+			accepting := 0
+			if p.State == scoreboard.Running {
+				accepting = 1
+			}
+			rss, vsz := memoryOf(p.Pid)
+			doc.Workers = append(doc.Workers, Worker{ID: p.Number, Pid: p.Pid, Accepting: accepting,
+				Requests: p.Done, DeltaRequests: p.Done, Status: status, RSS: rss, VSZ: vsz,
+				LastSpawn: p.Spawned.Unix(), RespawnCount: p.Respawns, Apps: []any{},
+				Cores: []Core{{Requests: p.Done, InRequest: inRequest, Vars: []string{}, ReqInfo: map[string]any{}}}})
 		case scoreboard.Spooler:
 			running := 0
 			if busy {
@@ -337,6 +384,21 @@ func (s *Server) document(sn snapshot) Document {
 		doc.Gospool.Dirs = append(doc.Gospool.Dirs, dd)
 	}
 	return doc
+}
+
+// memoryOf reads a process's resident and virtual sizes, in bytes, from
+// /proc/PID/statm (0 and 0 if it cannot).
+func memoryOf(pid int) (rss, vsz uint64) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
+	if err != nil {
+		return 0, 0
+	}
+	var size, resident uint64
+	if _, err := fmt.Sscan(string(b), &size, &resident); err != nil {
+		return 0, 0
+	}
+	page := uint64(os.Getpagesize())
+	return resident * page, size * page
 }
 
 // RingOf is a ring's stats in the document's form (what `gospool stats

@@ -1,7 +1,9 @@
 package stats
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +13,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +21,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/gospool/gospool/internal/testproc"
 	"github.com/gospool/gospool/master/scoreboard"
 	"github.com/gospool/gospool/spooler/ring"
 	"github.com/gospool/gospool/spooler/spoolfile"
@@ -140,7 +144,7 @@ func TestServer(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // the handshake reaches the accept queue
 	}
-	if got, want := keys(raw), []string{"cwd", "gid", "gospool", "listen_queue", "pid", "sockets", "spoolers", "uid", "version", "workers"}; !reflect.DeepEqual(got, want) {
+	if got, want := keys(raw), append(uwsgiTopKeys, "gospool"); !reflect.DeepEqual(got, slices.Sorted(slices.Values(want))) {
 		t.Errorf("top-level keys %v, want %v", got, want)
 	}
 	sp := raw["spoolers"].([]any)
@@ -148,8 +152,15 @@ func TestServer(t *testing.T) {
 		t.Errorf("spooler keys %v, want uWSGI's %v", got, want)
 	}
 	wk := raw["workers"].([]any)
-	if got, want := keys(wk[0].(map[string]any)), []string{"id", "last_spawn", "pid", "requests", "respawn_count", "status"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("worker keys %v, want %v", got, want)
+	if got := keys(wk[0].(map[string]any)); !reflect.DeepEqual(got, uwsgiWorkerKeys) {
+		t.Errorf("worker keys %v, want uWSGI's %v", got, uwsgiWorkerKeys)
+	}
+	core := wk[0].(map[string]any)["cores"].([]any)[0].(map[string]any)
+	if got := keys(core); !reflect.DeepEqual(got, uwsgiCoreKeys) {
+		t.Errorf("core keys %v, want uWSGI's %v", got, uwsgiCoreKeys)
+	}
+	if got := keys(raw["sockets"].([]any)[0].(map[string]any)); !reflect.DeepEqual(got, uwsgiSocketKeys) {
+		t.Errorf("socket keys %v, want uWSGI's %v", got, uwsgiSocketKeys)
 	}
 	ringKeys := keys(raw["gospool"].(map[string]any)["dirs"].([]any)[0].(map[string]any)["ring"].(map[string]any))
 	if want := []string{"claimed", "consumers", "corrupt", "dead", "done", "failed", "fill", "ignored", "in_flight", "lanes", "ready", "retried", "sleepers", "spilled", "spooled"}; !reflect.DeepEqual(ringKeys, want) {
@@ -158,7 +169,8 @@ func TestServer(t *testing.T) {
 	if doc.Pid != 4321 || doc.ListenQueue != 1 || len(doc.Sockets) != 1 || doc.Sockets[0] != (Sock{Name: "web", Queue: 1, MaxQueue: doc.Sockets[0].MaxQueue}) || doc.Sockets[0].MaxQueue < 1 {
 		t.Errorf("pid %d, listen_queue %d, sockets %+v", doc.Pid, doc.ListenQueue, doc.Sockets)
 	}
-	if want := []Worker{{ID: 1, Pid: 100, Status: "idle", LastSpawn: started.Unix()}}; !reflect.DeepEqual(doc.Workers, want) {
+	if want := []Worker{{ID: 1, Pid: 100, Accepting: 1, Status: "idle", LastSpawn: started.Unix(), Apps: []any{},
+		Cores: []Core{{Vars: []string{}, ReqInfo: map[string]any{}}}}}; !reflect.DeepEqual(doc.Workers, want) {
 		t.Errorf("workers %+v, want %+v", doc.Workers, want)
 	}
 	if want := []Spooler{{Dir: dirs[0], Pid: 102, Respawns: 3, Running: 1}, {Dir: dirs[1], Pid: 101, Respawns: 2}}; !reflect.DeepEqual(doc.Spoolers, want) {
@@ -315,4 +327,152 @@ func TestBuckets(t *testing.T) {
 	if len(les) != scoreboard.HandoffBuckets-1 || !slices.IsSorted(les) || les[0] != 1e-5 || les[len(les)-1] != 10 {
 		t.Errorf("bounds %v", les)
 	}
+}
+
+// The keys of uWSGI 2.0.21's stats document, as the real one writes them
+// (interop's TestStatsKeysLikeUWSGI checks them against it).
+var (
+	uwsgiTopKeys    = []string{"cwd", "gid", "listen_queue", "listen_queue_errors", "load", "locks", "pid", "signal_queue", "sockets", "spoolers", "uid", "version", "workers"}
+	uwsgiWorkerKeys = []string{"accepting", "apps", "avg_rt", "cores", "delta_requests", "exceptions", "harakiri_count", "id", "last_spawn", "pid", "requests", "respawn_count", "rss", "running_time", "signal_queue", "signals", "status", "tx", "vsz"}
+	uwsgiCoreKeys   = []string{"id", "in_request", "offloaded_requests", "read_errors", "req_info", "requests", "routed_requests", "static_requests", "vars", "write_errors"}
+	uwsgiSocketKeys = []string{"can_offload", "max_queue", "name", "proto", "queue", "shared"}
+)
+
+// readRaw connects to addr and reads until EOF, sending nothing, as
+// uwsgitop does with uWSGI's stats socket.
+func readRaw(t *testing.T, network, addr string) map[string]any {
+	t.Helper()
+	c, err := net.DialTimeout(network, addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("raw stats %q: %v", b, err)
+	}
+	return doc
+}
+
+// One address serves both of uWSGI's stats protocols: HTTP to a client
+// that sends a request, raw JSON to one that only reads; the document's
+// keys are the real uWSGI's (read from its raw stats socket in the same
+// test), so that uwsgitop and the collectors written for uWSGI work.
+func TestRawAndHTTPOnOneAddress(t *testing.T) {
+	dir := t.TempDir()
+	board, err := scoreboard.Create(filepath.Join(dir, scoreboard.FileName), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer board.Close()
+	board.SetMaster(os.Getpid(), time.Now())
+	board.Slot(0).Claim(os.Getpid(), scoreboard.Worker, 1, 0, 0, time.Now())
+	board.Slot(1).Claim(os.Getpid(), scoreboard.Spooler, 1, 0, 0, time.Now())
+	wl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wl.Close()
+	wf, err := wl.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wf.Close()
+	srv := New(Source{Dirs: []string{dir}, Board: board, Sockets: []Socket{{Name: "web", File: wf}}}, nil)
+	defer srv.Close()
+	for _, network := range []string{"tcp", "unix"} {
+		addr := "127.0.0.1:0"
+		if network == "unix" {
+			addr = filepath.Join(t.TempDir(), "stats.sock")
+		}
+		l, err := Listen(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := &http.Server{Handler: srv.Handler()}
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(hs, l) }()
+
+		raw := readRaw(t, network, l.Addr().String())
+		if raw["pid"] != float64(os.Getpid()) || len(raw["workers"].([]any)) != 1 || len(raw["spoolers"].([]any)) != 1 {
+			t.Errorf("%s raw: %v", network, raw)
+		}
+		client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, l.Addr().String())
+		}}}
+		resp, err := client.Get("http://stats/stats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc Document
+		err = json.NewDecoder(resp.Body).Decode(&doc)
+		resp.Body.Close()
+		if err != nil || doc.Pid != os.Getpid() || len(doc.Workers) != 1 {
+			t.Errorf("%s HTTP: %+v, %v", network, doc, err)
+		}
+		hs.Close()
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve after Close: %v", err)
+		}
+		if c, err := net.Dial(network, l.Addr().String()); err == nil {
+			c.Close()
+			t.Errorf("%s: still accepting after Close", network)
+		}
+	}
+
+	// The real uWSGI's raw document, with a worker and a spooler.
+	port := freePort(t)
+	app := filepath.Join(t.TempDir(), "app.py")
+	if err := os.WriteFile(app, []byte("def application(env, start):\n    start('200 OK', [])\n    return [b'ok']\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testproc.StartUWSGI(t, "--plugin", "python3", "--master", "--processes", "1",
+		"--http-socket", "127.0.0.1:0", "--stats", "127.0.0.1:"+strconv.Itoa(port),
+		"--spooler", filepath.Join(t.TempDir(), "spool"), "--wsgi-file", app)
+	var uw map[string]any
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			c.Close()
+			uw = readRaw(t, "tcp", "127.0.0.1:"+strconv.Itoa(port))
+			if len(uw["workers"].([]any)) > 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("uWSGI's stats socket did not answer")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	first := func(doc map[string]any, key string) map[string]any { return doc[key].([]any)[0].(map[string]any) }
+	uwWorker := first(uw, "workers")
+	for _, c := range []struct {
+		what      string
+		got, want []string
+	}{
+		{"top-level", keys(uw), uwsgiTopKeys},
+		{"worker", keys(uwWorker), uwsgiWorkerKeys},
+		{"core", keys(uwWorker["cores"].([]any)[0].(map[string]any)), uwsgiCoreKeys},
+		{"socket", keys(first(uw, "sockets")), uwsgiSocketKeys},
+		{"spooler", keys(first(uw, "spoolers")), []string{"dir", "pid", "respawns", "running", "tasks"}},
+	} {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("real uWSGI's %s keys %v; gospool writes %v", c.what, c.got, c.want)
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
