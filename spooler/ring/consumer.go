@@ -23,6 +23,7 @@ type Consumer struct {
 
 	cursor      []uint64 // per lane: every record below is claimed or done
 	start       int      // lane to look at first, rotated for fairness
+	burst       int      // records claimed in a row from lane start
 	recoverSeq  uint32
 	lastFileSeq uint32
 	closed      bool
@@ -107,6 +108,10 @@ func (c *Consumer) Peek() bool {
 	return ok
 }
 
+// laneBurst is how many records in a row a consumer claims from one lane
+// before it looks at the others first.
+const laneBurst = 64
+
 func (c *Consumer) scan(claim bool) (Record, bool, error) {
 	r := c.r
 	m := r.m
@@ -151,7 +156,16 @@ func (c *Consumer) scan(claim bool) (Record, bool, error) {
 				continue // another consumer took it; look at the slot again
 			}
 			c.cursor[lane] = seq + 1
-			c.start = (lane + 1) % L
+			// Stay on a busy lane for laneBurst records, then move on: the
+			// next scan starts where the work is instead of walking past
+			// every idle lane (most of them, with one lane per producer),
+			// and no lane waits for more than laneBurst records of another.
+			if lane != c.start {
+				c.start, c.burst = lane, 0
+			}
+			if c.burst++; c.burst >= laneBurst {
+				c.start, c.burst = (lane+1)%L, 0
+			}
 			m.u64(offInFlight).Add(1)
 			return c.check(lane, seq, off)
 		}
