@@ -394,8 +394,15 @@ func (s *Spooler) Run(ctx context.Context) error {
 	wakeFor := func() bool {
 		return needScan.Load() || s.pending.HasDue(time.Now()) || loopCtx.Err() != nil
 	}
+	var (
+		now       time.Time
+		clockIn   int // tasks until the clock is read again (see clockEvery)
+		sinceFile int // ring tasks taken since a due file last had its turn
+	)
 	for loopCtx.Err() == nil && stopErr == nil {
-		now := time.Now()
+		if clockIn--; clockIn <= 0 {
+			now, clockIn = time.Now(), clockEvery
+		}
 		if now.After(release) {
 			if n := cons.ReleaseDead(); n > 0 {
 				s.log.Printf("[spooler %s] %d task(s) of a dead spooler process put back in the ring", s.dir, n)
@@ -431,9 +438,23 @@ func (s *Spooler) Run(ctx context.Context) error {
 			<-sem
 			break
 		}
-		j, ok := s.claim()
+		// Ring records first (the hot path), but a due file gets its turn
+		// at least every filesTurn tasks: retries, `at` tasks and spilled
+		// tasks must not wait for a busy ring to run dry.
+		var j job
+		ok := false
+		if sinceFile >= filesTurn {
+			j, ok = s.nextFile()
+			sinceFile = 0
+		}
+		if !ok {
+			if j, ok = s.claim(); ok {
+				sinceFile++
+			}
+		}
 		if !ok {
 			j, ok = s.nextFile()
+			sinceFile = 0
 		}
 		if ok {
 			s.tasks++
@@ -441,6 +462,7 @@ func (s *Spooler) Run(ctx context.Context) error {
 			continue
 		}
 		<-sem
+		clockIn = 0 // about to wait: the timers below need the time now
 		wait := min(time.Until(release), time.Second)
 		if s.cfg.Frequency > 0 {
 			wait = min(wait, time.Until(scanAt))
@@ -823,6 +845,15 @@ func (s *Spooler) giveBack(j *job) {
 		s.log.Printf("[spooler %s] %v", s.dir, err)
 	}
 }
+
+// While tasks keep coming, the loop reads the clock (for its periodic
+// scan and dead-consumer checks) once every clockEvery tasks, not once a
+// task: perf put clock reads at about a tenth of a busy spooler's time on
+// the development VM. Due files get a turn every filesTurn ring tasks.
+const (
+	clockEvery = 64
+	filesTurn  = 64
+)
 
 // giveBackPause is how long a ring task that could not be settled waits
 // before it goes back to the ring (see giveBack).

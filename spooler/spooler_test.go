@@ -7,6 +7,8 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -410,5 +412,53 @@ func TestHandlerContext(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return: the handler's context was not cancelled")
+	}
+}
+
+// A busy ring does not starve due files: a retry, an `at` task or a spill
+// gets its turn among the ring's tasks, not after the ring runs dry.
+func TestDueFilesGetTheirTurnOnABusyRing(t *testing.T) {
+	dir := t.TempDir()
+	g := ring.Geometry{Lanes: 1, SlotsPerLane: 4096, LaneBytes: 1 << 20, Consumers: 2}
+	r, err := ring.Create(filepath.Join(dir, ring.FileName), ring.Options{Geometry: g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewClient(dir, ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 2000
+	for i := range n {
+		if where, err := c.Spool(context.Background(), NewTask("kind", "ring", "i", strconv.Itoa(i))); err != nil || where != "" {
+			t.Fatalf("ring task %d: %q, %v", i, where, err)
+		}
+	}
+	c.Close()
+	r.Close()
+	w, err := spoolfile.NewWriter(dir, spoolfile.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(NewTask("kind", "file")); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var order []string
+	_, logs := startSpooler(t, Config{Dir: dir, Quiet: true, Ring: ring.Options{Geometry: g}}, func(s *Spooler) {
+		s.HandleDefault(func(ctx context.Context, tk *Task) error {
+			kind, _ := tk.Get("kind")
+			mu.Lock()
+			order = append(order, string(kind))
+			mu.Unlock()
+			return nil
+		})
+	})
+	waitFor(t, 30*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == n+1 }, logs)
+	mu.Lock()
+	defer mu.Unlock()
+	at := slices.Index(order, "file")
+	if at < 0 || at > 2*filesTurn {
+		t.Errorf("the due file ran as task %d of %d, want within the first %d", at, n+1, 2*filesTurn)
 	}
 }
