@@ -442,23 +442,21 @@ func (t *Tracker) Start(name string) (key uint64) {
 // Finish notes that the work Start returned key for is finished. A key
 // finished already, or unknown, is ignored.
 func (t *Tracker) Finish(key uint64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for i, e := range t.running {
-		if e.key == key {
-			t.finish(i)
-			return
-		}
-	}
+	t.finishFirst(func(e *tracked) bool { return e.key == key })
 }
 
 // FinishName is Finish for the oldest running work named name: what a
 // spooler uses, whose running tasks' names are unique.
 func (t *Tracker) FinishName(name string) {
+	t.finishFirst(func(e *tracked) bool { return e.name == name })
+}
+
+// finishFirst finishes the oldest running work that match says is it.
+func (t *Tracker) finishFirst(match func(*tracked) bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for i, e := range t.running {
-		if e.name == name {
+	for i := range t.running {
+		if match(&t.running[i]) {
 			t.finish(i)
 			return
 		}
