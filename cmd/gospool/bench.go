@@ -274,16 +274,7 @@ func benchConfig(o bench.Options, dir string) master.Config {
 // producers, waits for the reports and summarizes them. exited closes
 // when the master has stopped.
 func measure(ctx context.Context, a *app, o bench.Options, sess *bench.Session, exited <-chan struct{}, logs *tailBuffer) (*bench.Result, error) {
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	wait := func() error {
-		select {
-		case <-tick.C:
-		case <-exited:
-			return errors.New("the master stopped before the measurement ended (interrupted?)")
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	wait, stop := tickWaiter(ctx, exited, "the master stopped before the measurement ended (interrupted?)", func() error {
 		if err := sess.Failed(); err != nil {
 			return err
 		}
@@ -292,7 +283,8 @@ func measure(ctx context.Context, a *app, o bench.Options, sess *bench.Session, 
 			return errors.New("a process of the measured master died")
 		}
 		return nil
-	}
+	})
+	defer stop()
 
 	// Ready: every producer has spooled its warm-up task and waits, and
 	// the spooler has run the warm-up tasks.
@@ -334,6 +326,34 @@ func measure(ctx context.Context, a *app, o bench.Options, sess *bench.Session, 
 	}
 	progress.Clear()
 
+	res, err := summarize(sess, "gospool", o)
+	if err != nil {
+		return nil, err
+	}
+	res.Spilled = int64(r.Stats().Spilled)
+	return res, nil
+}
+
+// tickWaiter returns the wait of a measurement loop: it returns after
+// 100 ms with check's verdict, or at once with an error when exited closes
+// (saying gone) or ctx ends. Call stop when done.
+func tickWaiter(ctx context.Context, exited <-chan struct{}, gone string, check func() error) (wait func() error, stop func()) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	return func() error {
+		select {
+		case <-tick.C:
+		case <-exited:
+			return errors.New(gone)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return check()
+	}, tick.Stop
+}
+
+// summarize reads a finished session's samples and spool-call times and
+// summarizes them as impl's result.
+func summarize(sess *bench.Session, impl string, o bench.Options) (*bench.Result, error) {
 	samples, err := sess.Samples()
 	if err != nil {
 		return nil, err
@@ -342,12 +362,7 @@ func measure(ctx context.Context, a *app, o bench.Options, sess *bench.Session, 
 	if err != nil {
 		return nil, err
 	}
-	res, err := bench.Summarize("gospool", o, samples, calls)
-	if err != nil {
-		return nil, err
-	}
-	res.Spilled = int64(r.Stats().Spilled)
-	return res, nil
+	return bench.Summarize(impl, o, samples, calls)
 }
 
 // rateValue is a rate flag: tasks per second, 0 or more.

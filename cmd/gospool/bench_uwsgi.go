@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -72,18 +71,8 @@ func measureUWSGI(ctx context.Context, a *app, bin string, o bench.Options) (*be
 }
 
 func measureUWSGIRun(ctx context.Context, o bench.Options, sess *bench.Session, exited <-chan struct{}) (*bench.Result, error) {
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	wait := func() error {
-		select {
-		case <-tick.C:
-		case <-exited:
-			return errors.New("uWSGI stopped before the measurement ended")
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		return sess.Failed()
-	}
+	wait, stop := tickWaiter(ctx, exited, "uWSGI stopped before the measurement ended", sess.Failed)
+	defer stop()
 	if err := waitReady(sess, o.Producers, "the mules and the spooler", sess.UWSGIWarm, wait); err != nil {
 		return nil, err
 	}
@@ -106,18 +95,10 @@ func measureUWSGIRun(ctx context.Context, o bench.Options, sess *bench.Session, 
 			return nil, err
 		}
 	}
-	samples, err := sess.Samples()
-	if err != nil {
-		return nil, err
-	}
-	calls, err := sess.Calls(o.Producers)
-	if err != nil {
-		return nil, err
-	}
 	// uWSGI's producers are the Python producer in mules.
 	py := o
 	py.Python = true
-	return bench.Summarize("uwsgi", py, samples, calls)
+	return summarize(sess, "uwsgi", py)
 }
 
 // writeRatios prints how gospool compares with uWSGI: one line, each ratio
