@@ -206,25 +206,10 @@ func (p *runProc) wait(t *testing.T, d time.Duration) int {
 	return -1
 }
 
-// waitFor polls cond every 5 ms until it holds, failing after d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool, logs ...fmt.Stringer) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			for _, l := range logs {
-				t.Logf("log:\n%s", l)
-			}
-			t.Fatalf("%s: not after %v", what, d)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // waitLive waits until a gospool spooler is attached to dir's ring.
 func waitLive(t *testing.T, dir string, p *runProc) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "spooler attached to the ring", func() bool {
+	testproc.WaitFor(t, 10*time.Second, "spooler attached to the ring", func() bool {
 		r, err := ring.Open(filepath.Join(dir, ring.FileName), ring.Options{})
 		if err != nil {
 			return false

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gospool/gospool/internal/testproc"
 	"github.com/gospool/gospool/spooler/spoolfile"
 	"github.com/gospool/gospool/spooler/task"
 )
@@ -85,7 +86,7 @@ func TestLsRunningFileShowsItsSpooler(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out string
-	waitFor(t, 30*time.Second, "ls to show the running file with a pid", func() bool {
+	testproc.WaitFor(t, 30*time.Second, "ls to show the running file with a pid", func() bool {
 		out = gospool(t, "ls", "--spooler", dir).stdout
 		return strings.Contains(out, "running file "+filepath.Base(path)+"  in pid ")
 	}, p.stderr)

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gospool/gospool/internal/testproc"
 )
 
 // ask sends one line to a --worker-cmd worker over the unix socket sock and
@@ -49,7 +51,7 @@ func TestRunWorkerCmd(t *testing.T) {
 	worker, _ := filepath.Abs("testdata/worker.py")
 	p := startRun(t, []string{"OUT=" + out, "GOSPOOL_BIN=" + gospoolBin}, "--spooler", dir, "--spooler-exec", recordCmd,
 		"--workers", "2", "--worker-cmd", "exec python3 "+worker, "--listen", sock)
-	waitFor(t, 10*time.Second, "two workers", func() bool { return strings.Count(p.stderr.String(), "spawned gospool worker") == 2 }, p.stderr)
+	testproc.WaitFor(t, 10*time.Second, "two workers", func() bool { return strings.Count(p.stderr.String(), "spawned gospool worker") == 2 }, p.stderr)
 	who := ask(t, sock, "who")
 	real, _ := filepath.EvalSymlinks(dir)
 	if !strings.HasPrefix(who, "worker ") || !strings.Contains(who, "dirs ['"+real+"']") || !strings.Contains(who, "ring-fds 6") {
@@ -66,7 +68,7 @@ func TestRunWorkerCmd(t *testing.T) {
 	pid, _ := strconv.Atoi(m[2])
 	syscall.Kill(pid, syscall.SIGKILL)
 	want := fmt.Sprintf("DAMN ! worker %s (pid: %d) died, killed by signal 9 :( trying respawn ...", m[1], pid)
-	waitFor(t, 10*time.Second, "the respawn", func() bool {
+	testproc.WaitFor(t, 10*time.Second, "the respawn", func() bool {
 		s := p.stderr.String()
 		return strings.Contains(s, want) && strings.Contains(s, "Respawned gospool worker "+m[1]+" (new pid: ")
 	}, p.stderr)
@@ -96,7 +98,7 @@ func TestStatsShowsProcesses(t *testing.T) {
 	waitLive(t, dir, p)
 	gospool(t, "spool", "--spooler", dir, "id=fast").mustSucceed(t)
 	gospool(t, "spool", "--spooler", dir, "id=slow").mustSucceed(t)
-	waitFor(t, 10*time.Second, "the slow task started", func() bool { return fileExists(started) }, p.stderr)
+	testproc.WaitFor(t, 10*time.Second, "the slow task started", func() bool { return fileExists(started) }, p.stderr)
 	var st struct {
 		Master struct {
 			Pid       int
@@ -150,7 +152,7 @@ func TestRunIniMasterOptions(t *testing.T) {
 	os.WriteFile(iniPath, []byte("[uwsgi]\nmaster = true\nprocesses = 3\nsocket = "+sock+"\nharakiri = 30\ndie-on-term = true\nspooler = %d/spool\n"), 0o644)
 	worker, _ := filepath.Abs("testdata/worker.py")
 	p := startRun(t, []string{"GOSPOOL_BIN=" + gospoolBin}, "--ini", iniPath, "--spooler-exec", "true", "--worker-cmd", "python3 "+worker)
-	waitFor(t, 10*time.Second, "three workers", func() bool { return strings.Count(p.stderr.String(), "spawned gospool worker") == 3 }, p.stderr)
+	testproc.WaitFor(t, 10*time.Second, "three workers", func() bool { return strings.Count(p.stderr.String(), "spawned gospool worker") == 3 }, p.stderr)
 	if who := ask(t, sock, "who"); !strings.HasPrefix(who, "worker ") {
 		t.Errorf("the ini's socket is not the workers' listener: %q", who)
 	}

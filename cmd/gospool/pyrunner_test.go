@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gospool/gospool/internal/testproc"
 )
 
 // pyTasksEnv is the environment that makes python/testdata/pytasks
@@ -59,7 +61,7 @@ func pyCalls(t *testing.T, out string) []pyCall {
 func waitPyCall(t *testing.T, out string, p *runProc, fn, key, want string) pyCall {
 	t.Helper()
 	var found pyCall
-	waitFor(t, 30*time.Second, fn+" "+key+"="+want, func() bool {
+	testproc.WaitFor(t, 30*time.Second, fn+" "+key+"="+want, func() bool {
 		for _, c := range pyCalls(t, out) {
 			if c.s("func") == fn && strings.Contains(c.s(key), want) {
 				found = c
@@ -150,7 +152,7 @@ func TestRunSpoolerImport(t *testing.T) {
 	if !strings.HasPrefix(c.s("task"), "ring:") {
 		t.Errorf("a task through the ring is named %q", c.s("task"))
 	}
-	waitFor(t, 30*time.Second, "the flaky task run twice", func() bool {
+	testproc.WaitFor(t, 30*time.Second, "the flaky task run twice", func() bool {
 		n := 0
 		for _, c := range pyCalls(t, out) {
 			if c.s("do") == "flaky" {
@@ -159,14 +161,14 @@ func TestRunSpoolerImport(t *testing.T) {
 		}
 		return n == 2
 	}, p.stderr)
-	waitFor(t, 10*time.Second, "the retry's traceback and the task's prints in the log", func() bool {
+	testproc.WaitFor(t, 10*time.Second, "the retry's traceback and the task's prints in the log", func() bool {
 		s := p.stderr.String()
 		return strings.Contains(s, "RuntimeError: flaky: first run fails") && strings.Contains(s, "STDERR from-the-task") &&
 			strings.Contains(p.stdout.String(), "PRINTED from-the-task")
 	}, p.stderr, p.stdout)
 
 	// Every task but the one uwsgidecorators cannot run is done: gone.
-	waitFor(t, 30*time.Second, "the spool files done", func() bool {
+	testproc.WaitFor(t, 30*time.Second, "the spool files done", func() bool {
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
 			if strings.HasPrefix(e.Name(), "uwsgi_spoolfile_on_") {
@@ -209,7 +211,7 @@ func TestRunSpoolerImportIni(t *testing.T) {
 	// --spooler-exec wins over the ini's spooler-import.
 	p = startRun(t, env, "--ini", ini, "--spooler-exec", "true")
 	waitLive(t, dir, p)
-	waitFor(t, 10*time.Second, "the warning", func() bool {
+	testproc.WaitFor(t, 10*time.Second, "the warning", func() bool {
 		return strings.Contains(p.stderr.String(), "spooler-import: not used, --spooler-exec runs the tasks")
 	}, p.stderr)
 	if code := p.stop(t, syscall.SIGTERM); code != 0 {
@@ -227,7 +229,7 @@ func TestRunSpoolerImportErrors(t *testing.T) {
 	p := startRun(t, env, "--spooler", dir, "--spooler-import", "badimport", "--spooler-retry-delay", "0.05")
 	waitLive(t, dir, p)
 	gospool(t, "spool", "--spooler", dir, "k=v").mustSucceed(t)
-	waitFor(t, 30*time.Second, "the import error in the log", func() bool {
+	testproc.WaitFor(t, 30*time.Second, "the import error in the log", func() bool {
 		s := p.stderr.String()
 		return strings.Contains(s, "RuntimeError: badimport: this module fails on purpose") &&
 			strings.Contains(s, "the --spooler-import modules failed to import")
@@ -269,12 +271,12 @@ func TestRunSpoolerImportHarakiriAndShutdown(t *testing.T) {
 	// first; on a loaded machine, where starting the runner took over a
 	// second, the spooler's watchdog (2 s from when it took the task) may
 	// win. Either way the runner is killed and the task retried.
-	waitFor(t, 30*time.Second, "the harakiri", func() bool {
+	testproc.WaitFor(t, 30*time.Second, "the harakiri", func() bool {
 		s := p.stderr.String()
 		return strings.Contains(s, "*** HARAKIRI ON THE SPOOLER (pid: ") &&
 			(strings.Contains(s, "its Python runner was killed") || strings.Contains(s, "its runner was killed"))
 	}, p.stderr)
-	waitFor(t, 10*time.Second, "the hung runner gone", func() bool { return syscall.Kill(pid, 0) != nil }, p.stderr)
+	testproc.WaitFor(t, 10*time.Second, "the hung runner gone", func() bool { return syscall.Kill(pid, 0) != nil }, p.stderr)
 	if code := p.stop(t, syscall.SIGTERM); code != 0 {
 		t.Errorf("exit %d", code)
 	}
@@ -289,7 +291,7 @@ func TestRunSpoolerImportHarakiriAndShutdown(t *testing.T) {
 	if code := p.stop(t, syscall.SIGINT); code != 0 {
 		t.Errorf("exit %d after SIGINT", code)
 	}
-	waitFor(t, 10*time.Second, "the runner gone with gospool run", func() bool { return syscall.Kill(pid, 0) != nil }, p.stderr)
+	testproc.WaitFor(t, 10*time.Second, "the runner gone with gospool run", func() bool { return syscall.Kill(pid, 0) != nil }, p.stderr)
 
 	// The stopped task runs again at the next start (its mark is there now).
 	out3 := t.TempDir()

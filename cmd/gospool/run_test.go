@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/gospool/gospool/internal/testproc"
 	"github.com/gospool/gospool/worker"
 	"os"
 	"path/filepath"
@@ -44,7 +45,7 @@ type ranTask struct {
 func waitRan(t *testing.T, out string, n int, p *runProc) map[string]ranTask {
 	t.Helper()
 	var names []string
-	waitFor(t, 10*time.Second, strconv.Itoa(n)+" tasks run", func() bool {
+	testproc.WaitFor(t, 10*time.Second, strconv.Itoa(n)+" tasks run", func() bool {
 		names, _ = filepath.Glob(filepath.Join(out, "*.json"))
 		return len(names) >= n
 	}, p.stderr)
@@ -158,7 +159,7 @@ func TestRunSpoolEndToEnd(t *testing.T) {
 		}
 		Files struct{ Due, Scheduled int }
 	}
-	waitFor(t, 5*time.Second, "the counters settle", func() bool {
+	testproc.WaitFor(t, 5*time.Second, "the counters settle", func() bool {
 		r := gospool(t, "stats", "--spooler", dir, "--json").mustSucceed(t)
 		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
 			t.Fatalf("%v in %s", err, r.stdout)
@@ -221,7 +222,7 @@ func TestRunPicksUpFiles(t *testing.T) {
 			t.Errorf("task %d ran as %s (%s), want %s", i+1, rt.path, rt.name, path)
 		}
 	}
-	waitFor(t, 5*time.Second, "the spool files removed", func() bool {
+	testproc.WaitFor(t, 5*time.Second, "the spool files removed", func() bool {
 		for _, path := range paths {
 			if _, err := os.Stat(path); err == nil {
 				return false
@@ -306,7 +307,7 @@ func TestRunShutdownRetriesRunningTask(t *testing.T) {
 		"--spooler-retry-delay", "0.05")
 	waitLive(t, dir, p)
 	gospool(t, "spool", "--spooler", dir, "id=1").mustSucceed(t)
-	waitFor(t, 5*time.Second, "the command started", func() bool { _, err := os.Stat(started); return err == nil }, p.stderr)
+	testproc.WaitFor(t, 5*time.Second, "the command started", func() bool { _, err := os.Stat(started); return err == nil }, p.stderr)
 	start := time.Now()
 	if code := p.stop(t, syscall.SIGINT); code != 0 {
 		t.Errorf("exit %d after SIGINT, want 0; stderr:\n%s", code, p.stderr)
@@ -388,7 +389,7 @@ func TestKilledRunDoesNotOverlapItsCommand(t *testing.T) {
 			}
 			// Kill gospool once the grandchild that outlives it is running
 			// (before that, the shell dies with gospool and nothing runs).
-			waitFor(t, 10*time.Second, "first attempt started", func() bool {
+			testproc.WaitFor(t, 10*time.Second, "first attempt started", func() bool {
 				_, err := os.Stat(filepath.Join(out, "first-holding"))
 				return err == nil
 			}, first.stderr)
@@ -397,11 +398,11 @@ func TestKilledRunDoesNotOverlapItsCommand(t *testing.T) {
 			if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 5*time.Second, "the killed gospool is gone", func() bool {
+			testproc.WaitFor(t, 5*time.Second, "the killed gospool is gone", func() bool {
 				return syscall.Kill(first.cmd.Process.Pid, 0) == syscall.ESRCH
 			})
 			second := startRun(t, []string{"OUT=" + out}, "--spooler", dir, "--spooler-exec", cmd, "--spooler-frequency", "0.2")
-			waitFor(t, 15*time.Second, "the task ran again after the orphaned command ended", func() bool {
+			testproc.WaitFor(t, 15*time.Second, "the task ran again after the orphaned command ended", func() bool {
 				m, _ := filepath.Glob(filepath.Join(out, "second-started.*"))
 				return len(m) > 0
 			}, second.stderr)

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/gospool/gospool/internal/testproc"
 	"github.com/gospool/gospool/master/stats"
 	"github.com/gospool/gospool/spooler"
 )
@@ -56,7 +57,7 @@ func TestRunStats(t *testing.T) {
 	p := startRun(t, nil, "--ini", iniPath, "--spooler", dir, "--spooler-exec", failOnce, "--spooler-quiet",
 		"--spooler-concurrency", "4", "--spooler-retry-delay", "0.1", "--stats", "127.0.0.1:0")
 	var addr string
-	waitFor(t, 10*time.Second, "the stats server", func() bool {
+	testproc.WaitFor(t, 10*time.Second, "the stats server", func() bool {
 		m := statsLine.FindStringSubmatch(p.stderr.String())
 		if m != nil {
 			addr = m[1]
@@ -113,7 +114,7 @@ func TestRunStats(t *testing.T) {
 	}
 
 	var doc stats.Document
-	waitFor(t, 30*time.Second, "every task done", func() bool {
+	testproc.WaitFor(t, 30*time.Second, "every task done", func() bool {
 		b, err := httpGet("http://" + addr + "/stats")
 		if err != nil {
 			t.Fatal(err)

@@ -108,25 +108,11 @@ func startGospool(t *testing.T, dir string, env ...string) *testproc.Buffer {
 		}
 	})
 	// Attached to the ring: from then on gospool.install() spools into it.
-	waitFor(t, 30*time.Second, "the gospool spooler on the ring", func() bool {
+	testproc.WaitFor(t, 30*time.Second, "the gospool spooler on the ring", func() bool {
 		st, err := exec.Command(gospoolBin, "stats", "--json", "--spooler", filepath.Join(dir, "spool")).Output()
 		return err == nil && strings.Contains(string(st), `"consumers":[{`)
 	}, out)
 	return out
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool, logs ...fmt.Stringer) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			for _, l := range logs {
-				t.Logf("%s", l)
-			}
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func get(t *testing.T, url string, body []byte) string {
@@ -188,7 +174,7 @@ func TestMigrationPaths(t *testing.T) {
 			uw := testproc.StartUWSGI(t, "--set-placeholder", "example-port="+strconv.Itoa(port), "--ini", filepath.Join(dir, s.ini))
 			logs = append(logs, uw, fileText(filepath.Join(dir, "out.log")))
 			base := "http://127.0.0.1:" + strconv.Itoa(port)
-			waitFor(t, 10*time.Second, "uWSGI to answer", func() bool {
+			testproc.WaitFor(t, 10*time.Second, "uWSGI to answer", func() bool {
 				c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
 				if err == nil {
 					c.Close()
@@ -205,7 +191,7 @@ func TestMigrationPaths(t *testing.T) {
 			image := []byte("\x89PNG\r\n\x1a\n\x00\xff\xfe binary")
 			get(t, base+"/thumbnail?name=cat.png", image)
 
-			waitFor(t, 20*time.Second, "every task", func() bool {
+			testproc.WaitFor(t, 20*time.Second, "every task", func() bool {
 				l := outLines(dir)
 				return count(l, "welcome email=ada@example.com lang=fr") == 1 && count(l, "welcome email=bob@example.com") == 1 &&
 					count(l, "heartbeat name=hb") >= 2 && count(l, "thumbnail name=cat.png bytes=18 ") == 1
@@ -247,7 +233,7 @@ func TestRunnerKilledMidTask(t *testing.T) {
 	t.Setenv("EXAMPLE_OUT", filepath.Join(dir, "out.log"))
 	uw := testproc.StartUWSGI(t, "--set-placeholder", "example-port="+strconv.Itoa(port), "--ini", filepath.Join(dir, "zero-change.ini"))
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	waitFor(t, 10*time.Second, "uWSGI to answer", func() bool {
+	testproc.WaitFor(t, 10*time.Second, "uWSGI to answer", func() bool {
 		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err == nil {
 			c.Close()
@@ -256,7 +242,7 @@ func TestRunnerKilledMidTask(t *testing.T) {
 	}, uw, g)
 	get(t, base+"/signup?email=carol@example.com", nil)
 	var pid int
-	waitFor(t, 20*time.Second, "the task to start", func() bool {
+	testproc.WaitFor(t, 20*time.Second, "the task to start", func() bool {
 		for _, l := range outLines(dir) {
 			if strings.HasPrefix(l, "working email=carol@example.com") {
 				pid, _ = strconv.Atoi(l[strings.LastIndex(l, "pid=")+4:])
@@ -267,7 +253,7 @@ func TestRunnerKilledMidTask(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the task to run again", func() bool {
+	testproc.WaitFor(t, 30*time.Second, "the task to run again", func() bool {
 		return count(outLines(dir), "welcome email=carol@example.com") == 1
 	}, g, uw)
 	if n := count(outLines(dir), "working email=carol@example.com"); n != 2 {

@@ -2,6 +2,7 @@ package testproc
 
 import (
 	"bytes"
+	"fmt"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -62,4 +63,20 @@ func StartUWSGI(tb testing.TB, args ...string) *Buffer {
 		}
 	})
 	return out
+}
+
+// WaitFor polls cond every 5 ms until it holds, and fails tb after d,
+// logging logs (the processes' output) first.
+func WaitFor(tb testing.TB, d time.Duration, what string, cond func() bool, logs ...fmt.Stringer) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			for _, l := range logs {
+				tb.Logf("log:\n%s", l)
+			}
+			tb.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
