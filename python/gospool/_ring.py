@@ -702,15 +702,27 @@ class Ring:
         barrier to be had, so the producer always bumps the wake seq and
         calls FUTEX_WAKE (the kernel orders it: either the sleeper sees the
         new wake seq or the waker sees the sleeper)."""
-        ops = self._atomics
-        if ops is not None:
-            if self._u32[OFF_SLEEPERS >> 2] == 0:
-                return
-            ops.add32(self._addr + OFF_WAKE_SEQ, 1)
-        else:
-            i = OFF_WAKE_SEQ >> 2
-            self._u32[i] = (self._u32[i] + 1) & _M32
+        if self._atomics is not None and self._u32[OFF_SLEEPERS >> 2] == 0:
+            return
+        self._bump32(OFF_WAKE_SEQ)
         _futex_wake(self._addr + OFF_WAKE_SEQ, 1)
+
+    def _bump64(self, off):
+        """Adds 1 to the header's u64 at off: atomically (lock xadd, a full
+        barrier) with the helper, else a plain store (statistics only)."""
+        if self._atomics is not None:
+            self._atomics.add64(self._addr + off, 1)
+        else:
+            i = off >> 3
+            self._u64[i] = (self._u64[i] + 1) & _M64
+
+    def _bump32(self, off):
+        """_bump64 for the header's u32 at off."""
+        if self._atomics is not None:
+            self._atomics.add32(self._addr + off, 1)
+        else:
+            i = off >> 2
+            self._u32[i] = (self._u32[i] + 1) & _M32
 
     # -- spills and counters -------------------------------------------------
 
@@ -720,12 +732,7 @@ class Ring:
         with self._lock:
             if self.closed:
                 return
-            ops = self._atomics
-            if ops is not None:
-                ops.add64(self._addr + OFF_SPILLED, 1)
-            else:
-                i = OFF_SPILLED >> 3
-                self._u64[i] = (self._u64[i] + 1) & _M64
+            self._bump64(OFF_SPILLED)
             self._note_file_locked()
 
     def note_file(self):
@@ -736,12 +743,7 @@ class Ring:
                 self._note_file_locked()
 
     def _note_file_locked(self):
-        ops = self._atomics
-        if ops is not None:
-            ops.add32(self._addr + OFF_FILE_SEQ, 1)
-        else:
-            i = OFF_FILE_SEQ >> 2
-            self._u32[i] = (self._u32[i] + 1) & _M32
+        self._bump32(OFF_FILE_SEQ)
         self._wake()
 
     def progress(self):
