@@ -174,13 +174,7 @@ func TestMigrationPaths(t *testing.T) {
 			uw := testproc.StartUWSGI(t, "--set-placeholder", "example-port="+strconv.Itoa(port), "--ini", filepath.Join(dir, s.ini))
 			logs = append(logs, uw, fileText(filepath.Join(dir, "out.log")))
 			base := "http://127.0.0.1:" + strconv.Itoa(port)
-			testproc.WaitFor(t, 10*time.Second, "uWSGI to answer", func() bool {
-				c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-				if err == nil {
-					c.Close()
-				}
-				return err == nil
-			}, logs...)
+			waitUWSGI(t, port, logs...)
 
 			queued := get(t, base+"/signup?email=ada@example.com&lang=fr", nil)
 			if s.ini == "one-line.ini" && strings.Contains(queued, "/spool/uwsgi_spoolfile_on_") {
@@ -233,13 +227,7 @@ func TestRunnerKilledMidTask(t *testing.T) {
 	t.Setenv("EXAMPLE_OUT", filepath.Join(dir, "out.log"))
 	uw := testproc.StartUWSGI(t, "--set-placeholder", "example-port="+strconv.Itoa(port), "--ini", filepath.Join(dir, "zero-change.ini"))
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	testproc.WaitFor(t, 10*time.Second, "uWSGI to answer", func() bool {
-		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}, uw, g)
+	waitUWSGI(t, port, uw, g)
 	get(t, base+"/signup?email=carol@example.com", nil)
 	var pid int
 	testproc.WaitFor(t, 20*time.Second, "the task to start", func() bool {
@@ -259,4 +247,16 @@ func TestRunnerKilledMidTask(t *testing.T) {
 	if n := count(outLines(dir), "working email=carol@example.com"); n != 2 {
 		t.Errorf("the task started %d times, want 2", n)
 	}
+}
+
+// waitUWSGI waits until uWSGI accepts connections on 127.0.0.1:port.
+func waitUWSGI(t *testing.T, port int, logs ...fmt.Stringer) {
+	t.Helper()
+	testproc.WaitFor(t, 10*time.Second, "uWSGI to answer", func() bool {
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, logs...)
 }
