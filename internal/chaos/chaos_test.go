@@ -1,0 +1,440 @@
+package chaos
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gospool/gospool/internal/testproc"
+	"github.com/gospool/gospool/spooler/ring"
+)
+
+var (
+	seedFlag     = flag.Uint64("chaos.seed", 0, "the chaos run's `seed` (0: a new one, printed)")
+	durationFlag = flag.Duration("chaos.duration", 25*time.Second, "how long the kills go on")
+	drainFlag    = flag.Duration("chaos.drain", 90*time.Second, "how long the tasks may take to drain once the kills stop")
+	killsFlag    = flag.Bool("chaos.kills", true, "send the kills (false: the same load, calm, as a baseline)")
+	keepFlag     = flag.String("chaos.keep", "", "run in `DIR` (created) and keep it: the spool directory, the logs, the processes' output")
+)
+
+// Probes: hand-off from a Python producer's spool call to the task
+// function, paced, measured before the chaos and after the drain.
+const (
+	probes        = 200
+	probeInterval = 0.005 // seconds
+	// The bar after the chaos: the issue's "within 2x of a fresh start",
+	// plus an absolute slack for a noisy, shared machine; the latency after
+	// the lost wake-ups of issue 10 item 2 was 40x. Measured up to
+	// probeTries times, a second apart, before the test fails.
+	latencySlack = 2 * time.Millisecond
+	probeTries   = 5
+)
+
+// result is the run's JSON line.
+type result struct {
+	Seed            uint64         `json:"seed"`
+	DurationS       float64        `json:"duration_s"`
+	Kills           map[string]int `json:"kills"`
+	FailpointParks  int            `json:"failpoint_parks"`
+	MasterStarts    int            `json:"master_starts"`
+	Produced        int            `json:"produced"`
+	Acknowledged    int            `json:"acknowledged"`
+	AckedViaRing    int            `json:"acked_via_ring"` // the others went to spool files
+	SpoolRetries    int            `json:"spool_retries"`
+	Ran             int            `json:"ran"`
+	Runs            int            `json:"runs"`
+	Lost            int            `json:"lost"`
+	Torn            int            `json:"torn"`
+	DupByKill       int            `json:"dup_explained_kill"`
+	DupByException  int            `json:"dup_explained_exception"`
+	DupUnexplained  int            `json:"dup_unexplained"`
+	ProducerErrors  int            `json:"producer_errors"`
+	Crashes         int            `json:"crashes"`
+	DeadLetters     int            `json:"dead_letters"`
+	TornFiles       int            `json:"torn_spool_files"` // never acknowledged: see spoolFiles
+	DrainMS         int64          `json:"drain_ms"`
+	HandoffBeforeUS float64        `json:"handoff_p50_before_us"`
+	HandoffAfterUS  []float64      `json:"handoff_p50_after_us"`
+	Ring            ringState      `json:"ring"`
+	Spooled         uint64         `json:"ring_spooled"`
+	Spilled         uint64         `json:"ring_spilled"`
+	Corrupt         uint64         `json:"ring_corrupt"`
+}
+
+// needPython returns the path of the python3 interpreter itself. python3
+// on PATH may be a wrapper (pyenv's shims are shell scripts that take a
+// second to start, long enough for the harness to kill every producer
+// before it spooled anything), so the harness asks it for sys.executable
+// and runs that.
+func needPython(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("python3"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("python3 is not installed: CI must install it for the chaos harness")
+		}
+		t.Skip("python3 is not installed: the chaos harness needs it (under CI=true this fails)")
+	}
+	out, err := exec.Command("python3", "-c", "import sys; print(sys.executable)").Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" {
+		t.Fatalf("python3 -c 'import sys; print(sys.executable)': %v %q", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestChaos is the torture run of issue 10; doc.go describes it.
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a whole gospool service under SIGKILL for a minute")
+	}
+	python := needPython(t)
+	seed := *seedFlag
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())%1_000_000_000 + 1
+	}
+	fmt.Printf("chaos seed %d (again: go test ./internal/chaos -run TestChaos -chaos.seed %d -v)\n", seed, seed)
+	rnd := rand.New(rand.NewPCG(seed, 0))
+
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testdata, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	if *keepFlag != "" {
+		tmp = *keepFlag
+		if err := os.MkdirAll(tmp, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("keeping the run in %s", tmp)
+	}
+	dir, logs := filepath.Join(tmp, "spool"), filepath.Join(tmp, "logs")
+	for _, d := range []string{dir, filepath.Join(logs, "markers")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	began := time.Now()
+	phase := func(what string) { t.Logf("%5.1fs %s", time.Since(began).Seconds(), what) }
+	gospool, worker := build(t, root, filepath.Join(tmp, "bin"))
+	phase("built")
+	// The ring, made small before the master starts: the master opens the
+	// file it finds, whatever its geometry.
+	r, err := ring.Create(filepath.Join(dir, ring.FileName), ring.Options{Geometry: geometry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	stopFile := filepath.Join(logs, "stop")
+	if err := os.WriteFile(stopFile, nil, 0o600); err != nil { // no load yet
+		t.Fatal(err)
+	}
+
+	c := &cluster{t: t, gospool: gospool, worker: worker, dir: dir, logs: logs, root: root, testdata: testdata,
+		python: python, seed: seed, kills: newKills(), producers: map[int]int{},
+		masterLog:   openLog(t, filepath.Join(tmp, "master.out")),
+		producerLog: openLog(t, filepath.Join(tmp, "producers.out")),
+		env: append(os.Environ(), "CHAOS_LOGS="+logs, "CHAOS_SEED="+strconv.FormatUint(seed, 10),
+			"PYTHONPATH="+filepath.Join(root, "python"), "PYTHONDONTWRITEBYTECODE=1",
+			// A -race binary sleeps a second at exit unless told not to.
+			"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")),
+	}
+	showLogs := func() {
+		for _, f := range []string{"master.out", "producers.out"} {
+			b, _ := os.ReadFile(filepath.Join(tmp, f))
+			if len(b) > 8000 {
+				b = b[len(b)-8000:]
+			}
+			t.Logf("the end of %s:\n%s", f, b)
+		}
+	}
+	c.startMaster()
+	t.Cleanup(func() {
+		if t.Failed() {
+			showLogs()
+		}
+		c.stopProducers()
+		if pid := c.masterPid(); pid != 0 {
+			syscall.Kill(-pid, syscall.SIGKILL)
+		}
+		c.mu.Lock()
+		c.keepMaster = false
+		c.mu.Unlock()
+	})
+	consumers := func() int {
+		s, err := readRing(dir)
+		if err != nil {
+			return 0
+		}
+		return s.Consumers
+	}
+	testproc.WaitFor(t, 60*time.Second, "the spoolers attached to the ring", func() bool { return consumers() == spoolerProcesses })
+
+	phase("spoolers attached")
+	rec := newRecords()
+	res := result{Seed: seed, DurationS: durationFlag.Seconds()}
+	c.probe(t, rec, "warm", 20)
+	before := c.probe(t, rec, "before", probes)
+	res.HandoffBeforeUS = us(before)
+
+	// The chaos: the load, and a SIGKILL every 5-50 ms.
+	if err := os.Remove(stopFile); err != nil {
+		t.Fatal(err)
+	}
+	phase("probed before; chaos")
+	c.startProducers()
+	c.chaos(rnd, *durationFlag)
+	phase("chaos over; stopping the producers")
+	if err := c.stopProducers(); err != nil {
+		t.Error(err)
+	}
+
+	// The drain: every acknowledged task runs, the ring and the directory
+	// empty.
+	phase("draining")
+	drainStart := time.Now()
+	var state ringState
+	deadline := drainStart.Add(*drainFlag)
+	for {
+		if err := rec.update(logs); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		state, err = readRing(dir)
+		files, torn := spoolFiles(dir)
+		res.TornFiles = torn
+		if err == nil && c.masterPid() != 0 && len(rec.pending()) == 0 && state.Ready+state.Claimed == 0 && files == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("not drained %v after the chaos: %d acknowledged task(s) not run, %d spool file(s), ring %+v (err %v)",
+				*drainFlag, len(rec.pending()), files, state, err)
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	res.DrainMS = time.Since(drainStart).Milliseconds()
+	testproc.WaitFor(t, 30*time.Second, "the spoolers attached again", func() bool { return consumers() == spoolerProcesses })
+
+	phase("drained")
+	// The ring at rest: nothing ready or claimed, and the sleepers count
+	// equal to the consumers asleep (seen so three times in a row, 20 ms
+	// apart: a consumer waking for its tick changes both).
+	settled, start := 0, time.Now()
+	for settled < 3 && time.Since(start) < 15*time.Second {
+		time.Sleep(20 * time.Millisecond)
+		s, err := readRing(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		state = s
+		if s.settled() {
+			settled++
+		} else {
+			settled = 0
+		}
+	}
+	res.Ring = state
+	if st, err := ringStats(dir); err == nil {
+		res.Spooled, res.Spilled, res.Corrupt = st.Spooled, st.Spilled, st.Corrupt
+	}
+
+	phase("ring checked; probing")
+	// The hand-off after the chaos, back near its level before?
+	bar := 2*before + latencySlack
+	for i := range probeTries {
+		after := c.probe(t, rec, "after"+strconv.Itoa(i), probes)
+		res.HandoffAfterUS = append(res.HandoffAfterUS, us(after))
+		if after <= bar {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+
+	phase("probed after")
+	// The accounting.
+	if err := rec.update(logs); err != nil {
+		t.Fatal(err)
+	}
+	dead := deadLetters(dir)
+	killsByRole, killedAt, masterKills := c.kills.snapshot()
+	v := analyze(rec, killedAt, masterKills, dead)
+	res.Kills = killsByRole
+	c.mu.Lock()
+	res.FailpointParks, res.MasterStarts = c.failpointParks, c.masterStarts
+	crashes := append(append([]string(nil), c.crashes...), c.producerFailures...)
+	c.mu.Unlock()
+	res.Produced, res.Acknowledged, res.Ran, res.Runs = v.Produced, v.Acked, v.Ran, v.Runs
+	res.AckedViaRing = rec.viaRing
+	for _, n := range rec.calls {
+		res.SpoolRetries += n - 1
+	}
+	res.Lost, res.Torn, res.DupByKill, res.DupByException = len(v.Lost), len(v.Torn), v.DupByKill, v.DupByException
+	res.DupUnexplained, res.ProducerErrors, res.DeadLetters = len(v.Unexplained), len(v.ProducerErrors), len(dead)
+
+	if err := c.stopMaster(); err != nil {
+		crashes = append(crashes, err.Error())
+	}
+	out, _ := os.ReadFile(filepath.Join(tmp, "master.out"))
+	for _, bad := range []string{"WARNING: DATA RACE", "panic:", "fatal error:", "SIGBUS", "SIGSEGV"} {
+		if i := strings.Index(string(out), bad); i >= 0 {
+			crashes = append(crashes, fmt.Sprintf("the master's log says %q: %s", bad, excerpt(out, i)))
+		}
+	}
+	res.Crashes = len(crashes)
+	line, _ := json.Marshal(res)
+	fmt.Println(string(line))
+
+	report := func(what string, items []string) {
+		if len(items) == 0 {
+			return
+		}
+		if len(items) > 20 {
+			items = append(items[:20], fmt.Sprintf("... and %d more", len(items)-20))
+		}
+		t.Errorf("%s (seed %d):\n  %s", what, seed, strings.Join(items, "\n  "))
+	}
+	report("lost: acknowledged tasks that never ran", v.Lost)
+	report("torn or garbage runs", v.Torn)
+	report("unexplained duplicate runs", v.Unexplained)
+	report("spool calls that failed by themselves", v.ProducerErrors)
+	report("crashes", crashes)
+	if !state.settled() {
+		t.Errorf("the ring did not settle (seed %d): %+v; want nothing ready or claimed and sleepers = sleeping consumers", seed, state)
+	}
+	if last := res.HandoffAfterUS[len(res.HandoffAfterUS)-1]; last > us(bar) {
+		t.Errorf("hand-off p50 after the chaos %v us in %d tries, before %v us: over 2x + %v (seed %d)",
+			res.HandoffAfterUS, probeTries, res.HandoffBeforeUS, latencySlack, seed)
+	}
+}
+
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()/100) / 10 }
+
+func excerpt(b []byte, i int) string {
+	end := min(len(b), i+600)
+	return string(b[i:end])
+}
+
+func ringStats(dir string) (ring.Stats, error) {
+	r, err := ring.Open(filepath.Join(dir, ring.FileName), ring.Options{ReadOnly: true})
+	if err != nil {
+		return ring.Stats{}, err
+	}
+	defer r.Close()
+	return r.Stats(), nil
+}
+
+// probe runs n paced hand-off probes from a Python producer and returns
+// their median, once the task function logged all of them.
+func (c *cluster) probe(t *testing.T, rec *records, phase string, n int) time.Duration {
+	t.Helper()
+	cmd := exec.Command(c.python, filepath.Join(c.testdata, "producer.py"), "paced", c.dir, c.logs, phase,
+		strconv.Itoa(n), strconv.FormatFloat(probeInterval, 'f', -1, 64))
+	cmd.Env = c.env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("probe producer (%s): %v\n%s", phase, err, out)
+	}
+	if !strings.Contains(string(out), "spilled 0") {
+		t.Logf("probes %s: %s", phase, strings.TrimSpace(string(out)))
+	}
+	var p50 int64
+	testproc.WaitFor(t, 60*time.Second, "the "+phase+" probes run", func() bool {
+		if err := rec.update(c.logs); err != nil {
+			t.Fatal(err)
+		}
+		var got int
+		p50, got = rec.p50(phase)
+		return got >= n
+	})
+	return time.Duration(p50)
+}
+
+// chaos sends a SIGKILL every 5-50 ms, for d, to a process picked by role:
+// Python runners, commands the tasks started, Python producers, Go workers,
+// spoolers, and now and then (every 5 to 15 s) the master, which the
+// cluster restarts. A victim must have lived for a time drawn at random in
+// its role's range: that bounds each role's kill rate (a spooler's about
+// one every 1.6 s, each of them, so the master's respawn throttle, a 2 s
+// pause after more quick deaths than spoolers, only trips now and then) and
+// lets the processes get work done between kills. A tick without an old
+// enough victim kills nothing.
+func (c *cluster) chaos(rnd *rand.Rand, d time.Duration) {
+	roles := []struct {
+		role           string
+		weight         int
+		minAge, maxAge time.Duration // the victim's least age, drawn in [minAge, maxAge)
+	}{
+		{roleRunner, 25, 200 * time.Millisecond, 2 * time.Second},
+		{roleExec, 25, 0, time.Millisecond}, // they live 50-110 ms
+		{roleProducer, 30, 100 * time.Millisecond, 1500 * time.Millisecond},
+		{roleWorker, 10, 500 * time.Millisecond, 3 * time.Second},
+		{roleSpooler, 10, 1500 * time.Millisecond, 5 * time.Second},
+	}
+	total := 0
+	for _, r := range roles {
+		total += r.weight
+	}
+	roleOf := map[int]string{}
+	firstSeen := map[int]time.Time{}
+	end := time.Now().Add(d)
+	nextMaster := time.Now().Add(time.Duration(5+rnd.IntN(10)) * time.Second)
+	for time.Now().Before(end) {
+		time.Sleep(time.Duration(5+rnd.IntN(46)) * time.Millisecond)
+		if !*killsFlag {
+			continue
+		}
+		tab := procTable()
+		mp := c.masterPid()
+		byRole := classify(tab, mp, roleOf)
+		for _, p := range c.producerPids() {
+			if _, ok := tab[p]; ok {
+				byRole[roleProducer] = append(byRole[roleProducer], p)
+			}
+		}
+		now := time.Now()
+		for _, pids := range byRole {
+			for _, p := range pids {
+				if _, ok := firstSeen[p]; !ok {
+					firstSeen[p] = now
+				}
+			}
+		}
+		if mp != 0 && now.After(nextMaster) {
+			c.killMaster(tab)
+			nextMaster = now.Add(time.Duration(5+rnd.IntN(10)) * time.Second)
+			continue
+		}
+		x := rnd.IntN(total)
+		i := 0
+		for x >= roles[i].weight {
+			x -= roles[i].weight
+			i++
+		}
+		role := roles[i].role
+		minAge := roles[i].minAge + time.Duration(rnd.Int64N(int64(roles[i].maxAge-roles[i].minAge)))
+		var old []int
+		for _, p := range byRole[role] {
+			if now.Sub(firstSeen[p]) >= minAge {
+				old = append(old, p)
+			}
+		}
+		if len(old) == 0 {
+			continue
+		}
+		victim := old[rnd.IntN(len(old))]
+		c.kills.kill(role, victim, descendants(children(tab), victim))
+	}
+}
