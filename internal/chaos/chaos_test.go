@@ -20,7 +20,7 @@ import (
 
 var (
 	seedFlag     = flag.Uint64("chaos.seed", 0, "the chaos run's `seed` (0: a new one, printed)")
-	durationFlag = flag.Duration("chaos.duration", 25*time.Second, "how long the kills go on")
+	durationFlag = flag.Duration("chaos.duration", 20*time.Second, "how long the kills go on")
 	drainFlag    = flag.Duration("chaos.drain", 90*time.Second, "how long the tasks may take to drain once the kills stop")
 	killsFlag    = flag.Bool("chaos.kills", true, "send the kills (false: the same load, calm, as a baseline)")
 	keepFlag     = flag.String("chaos.keep", "", "run in `DIR` (created) and keep it: the spool directory, the logs, the processes' output")
@@ -184,7 +184,7 @@ func TestChaos(t *testing.T) {
 	phase("spoolers attached")
 	rec := newRecords()
 	res := result{Seed: seed, DurationS: durationFlag.Seconds()}
-	c.probe(t, rec, "warm", 20)
+	c.probe(t, rec, "warm", 10) // the runners' first tasks are slower
 	before := c.probe(t, rec, "before", probes)
 	res.HandoffBeforeUS = us(before)
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -316,7 +317,7 @@ var pyFailpoints = []string{
 func (c *cluster) runProducer(slot int, failpoint string, rnd *rand.Rand) {
 	name := "py" + strconv.Itoa(slot+1)
 	cmd := exec.Command(c.python, filepath.Join(c.testdata, "producer.py"), "chaos", c.dir, c.logs, name, strconv.FormatUint(c.seed, 10))
-	cmd.Env = append(c.env, "GOSPOOL_FAILPOINT="+failpoint)
+	cmd.Env = append(slices.Clip(c.env), "GOSPOOL_FAILPOINT="+failpoint) // Clip: goroutines share c.env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -29,7 +29,7 @@
 //
 // # The chaos
 //
-// For -chaos.duration (25 s by default), every 5 to 50 ms the harness sends
+// For -chaos.duration (20 s by default), every 5 to 50 ms the harness sends
 // SIGKILL to a process picked by role: a Python runner, a command a task
 // started, a Python producer, a Go worker, a spooler, and every 5 to 15 s
 // the master (restarted 50-300 ms later; its children die with it). The

@@ -15,8 +15,8 @@ LOGS/stop exists, recording in LOGS/producer-NAME.log (O_APPEND):
     X ID ... a spool call of it raised an exception an injected one caused
     E ID ... a spool call of it raised another exception (a bug)
 
-A SIGALRM timer, armed for a few microseconds before one spool call in
-three, raises Injected (a BaseException, like KeyboardInterrupt) wherever
+A SIGALRM timer, armed 5 us to 5 ms ahead before one spool call in three,
+raises Injected (a BaseException, like KeyboardInterrupt) wherever
 the producer is then, mostly inside gospool's code; the producer then
 spools the same task again, as a web app whose request timed out would be
 retried. Now and then it gives its lane back (gospool.close()), so that the
@@ -82,10 +82,13 @@ class _Producer:
         os.write(self.fd, ("%s %s%s\n" % (kind, tid, extra)).encode())
 
     def arm(self):
-        """One call in three gets an exception some microseconds later: a
-        spool call takes tens of them, so it lands anywhere inside it."""
+        """One call in three gets an exception 5 us to 5 ms later (log-
+        uniform): a spool call takes tens of microseconds, the first of a
+        process (or after close()) a millisecond or more, as it opens the
+        ring and takes a lane over, so the exception lands anywhere in it,
+        or just after it."""
         if self.inject and self.rnd.random() < 0.33:
-            signal.setitimer(signal.ITIMER_REAL, self.rnd.uniform(0.000005, 0.0003))
+            signal.setitimer(signal.ITIMER_REAL, 0.000005 * 1000 ** self.rnd.random())
 
     def disarm(self):
         if self.inject:
@@ -108,7 +111,7 @@ class _Producer:
                     time.sleep(pause)
                 self.wake_at = None
                 self.burst = rnd.randint(1, 6)
-                if rnd.random() < 0.1:
+                if rnd.random() < 0.25:
                     # Give the lane back now and then: the next call takes
                     # a lane again (maybe another producer's old one), and
                     # an exception may land in the take-over.
