@@ -45,10 +45,11 @@ func TestAnalyze(t *testing.T) {
 	}
 	killedAt := map[int]int64{
 		11: 150, // killed after its run of bykill started: the rerun is explained
-		3:  120, // the spooler of byspooler's first run
-		21: 50,  // killed before early ran: explains nothing
+		3:  50,  // the spooler of byspooler's first run, killed even before that run
+		21: 50,  // killed before early ran: it cannot have run it
 	}
-	masterKills := []int64{250} // between bymaster's runs
+	// Between bymaster's runs; after the second run of every other task.
+	masterKills := []int64{250}
 	v := analyze(r, killedAt, masterKills, map[string]bool{"dead": true})
 
 	if want := []string{"lost"}; !slices.Equal(v.Lost, want) {

@@ -25,7 +25,7 @@
 // runners) checks the checksum, then by a hash of the id returns at once,
 // sleeps, runs a short command, or fails once (raising, or returning
 // SPOOL_RETRY, so tasks take the retry path); when it succeeds it appends
-// "D ID PID PPID START END ok|bad" to LOGS/runs.log.
+// "D ID PID SPOOLER_PID START END ok|bad" to LOGS/runs.log.
 //
 // # The chaos
 //

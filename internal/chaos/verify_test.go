@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gospool/gospool/spooler/ring"
 	"github.com/gospool/gospool/spooler/spoolfile"
@@ -111,7 +112,7 @@ func (r *records) producerLine(line string) {
 	}
 }
 
-// runLine parses "D ID PID PPID START END ok|bad" (and "G PID REPR").
+// runLine parses "D ID PID SPOOLER_PID START END ok|bad" (and "G PID REPR").
 func (r *records) runLine(line string) {
 	f := strings.Fields(line)
 	if len(f) != 7 || f[0] != "D" || (f[6] != "ok" && f[6] != "bad") {
@@ -178,10 +179,13 @@ type verdict struct {
 
 // analyze checks the records against the kills. A task that ran more than
 // once needs a reason for each extra run:
-//   - a kill: the process that ran it the time before, or that process's
-//     spooler (its parent), or the master, was killed after that run started
-//     and before this one started; the record or file was then still
-//     claimed, and went back;
+//   - a kill: the process that ran it the time before was killed after that
+//     run started and before this one started (the record or file was still
+//     claimed, and went back); or that process's spooler was killed before
+//     this run started (a runner may finish the task it had while its
+//     spooler is already dead, since its parent-death SIGKILL is not
+//     instant); or the master was killed from 10 s before the earlier run
+//     to the start of this one (its children die with it);
 //   - an exception: its producer called spool for it n times (an injected
 //     exception interrupted the earlier calls, maybe after the task was
 //     handed over), which may make up to n-1 extra runs.
@@ -195,6 +199,7 @@ func analyze(r *records, killedAt map[int]int64, masterKills []int64, dead map[s
 		at, ok := killedAt[pid]
 		return ok && at >= from && at <= to
 	}
+	const masterSlack = int64(10 * time.Second)
 	for _, id := range sortedKeys(r.runs) {
 		runs := r.runs[id]
 		v.Ran++
@@ -215,9 +220,9 @@ func analyze(r *records, killedAt map[int]int64, masterKills []int64, dead map[s
 		}
 		for i := 1; i < len(runs); i++ {
 			prev, this := runs[i-1], runs[i]
-			masterKilled := slices.ContainsFunc(masterKills, func(at int64) bool { return at >= prev.start && at <= this.start })
+			masterKilled := slices.ContainsFunc(masterKills, func(at int64) bool { return at >= prev.start-masterSlack && at <= this.start })
 			switch {
-			case killedIn(prev.pid, prev.start, this.start) || killedIn(prev.ppid, prev.start, this.start) || masterKilled:
+			case killedIn(prev.pid, prev.start, this.start) || killedIn(prev.ppid, 0, this.start) || masterKilled:
 				v.DupByKill++
 			case spare > 0:
 				spare--

@@ -10,7 +10,7 @@ some fail once (a marker file says the failure happened), by raising or by
 returning SPOOL_RETRY. When it returns SPOOL_OK it first appends one line to
 $CHAOS_LOGS/runs.log with O_APPEND (one write, never torn):
 
-    D ID PID PPID START_NS END_NS ok|bad
+    D ID PID SPOOLER_PID START_NS END_NS ok|bad
 
 times on CLOCK_MONOTONIC. A task without an id is written as ``G PID
 REPR``: garbage that should never reach a handler.
@@ -28,6 +28,9 @@ import zlib
 import uwsgi
 
 LOGS = os.environ["CHAOS_LOGS"]
+# The spooler that started this runner: os.getppid() at import. Read later,
+# it could already be 1 (a runner outlives its spooler for a moment).
+SPOOLER = os.getppid()
 _fds = {}
 
 
@@ -59,7 +62,6 @@ def spooler(env):
         _append("runs.log", "G %d %r\n" % (os.getpid(), env))
         return uwsgi.SPOOL_OK
     tid = tid.decode()
-    ppid = os.getppid()
     body = env.get("body", b"")
     data = env.get(b"data", b"")
     ok = hashlib.sha256(tid.encode() + data + body).hexdigest()[:16].encode() == env.get(b"sum")
@@ -76,7 +78,7 @@ def spooler(env):
         # is retried. "chaos-exec" is $0, so the harness finds it by name.
         subprocess.run(["/bin/sh", "-c", "sleep %.2f; true" % ((h - 10) * 0.01), "chaos-exec"], check=True)
 
-    _append("runs.log", "D %s %d %d %d %d %s\n" % (tid, os.getpid(), ppid, start, time.monotonic_ns(), "ok" if ok else "bad"))
+    _append("runs.log", "D %s %d %d %d %d %s\n" % (tid, os.getpid(), SPOOLER, start, time.monotonic_ns(), "ok" if ok else "bad"))
     return uwsgi.SPOOL_OK
 
 
