@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gospool/gospool/internal/testproc"
 )
 
 // TestAgainstUWSGI loads one configuration with Load and with the real
@@ -16,10 +18,7 @@ import (
 // working directory, with %d, and :section), include and inherit. uwsgi is
 // stopped right after the dump by a --chdir that fails.
 func TestAgainstUWSGI(t *testing.T) {
-	bin, err := exec.LookPath("uwsgi")
-	if err != nil {
-		t.Skip("uwsgi is not installed")
-	}
+	bin := testproc.NeedUWSGI(t)
 	dir := t.TempDir()
 	if d, err := filepath.EvalSymlinks(dir); err == nil {
 		dir = d
