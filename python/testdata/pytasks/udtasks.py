@@ -72,7 +72,7 @@ def rawargs(*args, **kwargs):
     return uwsgi.SPOOL_OK
 
 
-# The function of shared/fixtures/uwsgi-spool 05-decorator-args (a copy is
+# The function of spooler/spoolfile/testdata/uwsgi-spool 05-decorator-args (a copy is
 # in spooler/spoolfile/testdata/uwsgi-spool).
 @spool(pass_arguments=True)
 def send_mail(to, subject, retries=3, tags=None):
