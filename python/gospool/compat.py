@@ -82,9 +82,13 @@ and ``farm`` functions never run (there are no mules: ``mule_id()`` is 0)
 and stay callable; calling a ``mulefunc`` raises. ``lock`` runs the call
 under ``uwsgi.lock()``, and in the runner (a spooler) skips it and returns
 None, as uWSGI does in its spooler; ``thread`` starts a daemon thread per
-call. Importing this module never raises (uWSGI's raises without a master);
-a spool decorator raises RuntimeError when ``uwsgi.opt`` has no
-``'spooler'`` (here it always has one unless code removes it).
+call. Importing this module never raises; a spool decorator raises
+RuntimeError when ``uwsgi.opt`` has no ``'spooler'`` (here it always has
+one unless code removes it; uWSGI's raises an Exception without a
+configured spooler).
+
+python/tests/test_compat_live.py runs the same calls against the installed
+uwsgidecorators inside uWSGI and against this module, and compares.
 
 ``task_info()`` tells a task which spool task it runs: ``TaskInfo(name,
 attempt)`` (attempt 1 is the first run), or None outside a task.
