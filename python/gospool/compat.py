@@ -430,8 +430,8 @@ _DECORATOR_RESULT = {
     "spoolraw": None,  # the function's return value decides
 }
 
-# What a mulefunc call sends to a mule (pickled), and the service name that
-# tells mule_msg_dispatcher the message is one.
+# The "service" of the pickled dict a mulefunc call sends to a mule, by
+# which mule_msg_dispatcher tells such messages from others.
 _MULEFUNC_SERVICE = "uwsgi_mulefunc"
 
 
@@ -455,8 +455,8 @@ class _SpooledFunction:
     """A function under @spool, @spoolforever or @spoolraw.
 
     Calling it enqueues a task naming the function instead of running it;
-    ``.spool(...)`` and the function's own ``.spool(...)`` (the API of
-    uWSGI before 1.9.13) do the same. ``.f`` is the function itself, for a
+    ``.spool(...)`` and the function's own ``.spool(...)`` (the spelling
+    uWSGI's documentation uses) do the same. ``.f`` is the function itself, for a
     direct call.
     """
 

@@ -140,7 +140,7 @@ class TestDecoratorsProduceWhatUwsgidecoratorsWrites(unittest.TestCase):
             self.assertIn(name, ud.spooler_functions)
             f = ud.spooler_functions[name]
             self.assertEqual(f.__name__, name)
-            # f.spool enqueues too (uWSGI < 1.9.13 API).
+            # f.spool enqueues too (the older spelling).
             self.assertTrue(callable(f.spool))
         self.assertIs(self.m.uwsgi.spooler, ud.manage_spool_request)
         # .f is the function itself; the decorated object, its .spool and
