@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gospool/gospool/internal/testproc"
 	"github.com/gospool/gospool/spooler"
 	"github.com/gospool/gospool/spooler/record"
 	"github.com/gospool/gospool/spooler/ring"
@@ -47,10 +48,7 @@ func pythonDir(t *testing.T) string {
 
 func python3(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 is not installed")
-	}
+	p := testproc.NeedPython3(t)
 	return p
 }
 

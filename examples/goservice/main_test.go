@@ -181,10 +181,7 @@ type service struct {
 
 func startService(t *testing.T) *service {
 	t.Helper()
-	gotool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command to build the example with")
-	}
+	gotool := testproc.NeedProgram(t, "go", "golang (or Go from go.dev)")
 	base := t.TempDir()
 	s := &service{t: t, bin: filepath.Join(base, "goservice"), out: &testproc.Buffer{}, base: base,
 		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}}

@@ -171,6 +171,7 @@ func TestMigrationPaths(t *testing.T) {
 				logs = append(logs, startGospool(t, dir))
 			}
 			t.Setenv("EXAMPLE_OUT", filepath.Join(dir, "out.log"))
+			testproc.NeedUWSGIDecorators(t)
 			uw := testproc.StartUWSGI(t, "--set-placeholder", "example-port="+strconv.Itoa(port), "--ini", filepath.Join(dir, s.ini))
 			logs = append(logs, uw, fileText(filepath.Join(dir, "out.log")))
 			base := "http://127.0.0.1:" + strconv.Itoa(port)
@@ -225,6 +226,7 @@ func TestRunnerKilledMidTask(t *testing.T) {
 	port := freePort(t)
 	g := startGospool(t, dir, "EXAMPLE_TASK_SECONDS=2")
 	t.Setenv("EXAMPLE_OUT", filepath.Join(dir, "out.log"))
+	testproc.NeedUWSGIDecorators(t)
 	uw := testproc.StartUWSGI(t, "--set-placeholder", "example-port="+strconv.Itoa(port), "--ini", filepath.Join(dir, "zero-change.ini"))
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	waitUWSGI(t, port, uw, g)
