@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -128,6 +129,14 @@ type cluster struct {
 	masterStarts int
 	crashes      []string // masters that exited on their own
 
+	// Go failpoints: a master started with GOSPOOL_FAILPOINT set passes it
+	// to its children, and every one of them that reaches the step parks
+	// there (Go workers at a step of the ring's push, for instance) until
+	// the harness kills it. nextFailpoint is for the next master start.
+	goFailpoints, pyFailpoints     []string
+	nextFailpoint, masterFailpoint string
+	failpointMasters               int
+
 	producers        map[int]int // live producer pid -> slot (not those bound for a failpoint)
 	loadOn           bool        // producers are restarted when they exit
 	producerWG       sync.WaitGroup
@@ -136,10 +145,13 @@ type cluster struct {
 	failpointParks   int
 }
 
-// lockedFile is a log file that several goroutines append lines to.
+// lockedFile is a log file that several goroutines append lines to. When
+// onLine is set, it is called with each whole line written.
 type lockedFile struct {
-	mu sync.Mutex
-	f  *os.File
+	mu      sync.Mutex
+	f       *os.File
+	onLine  func(string)
+	partial []byte
 }
 
 func openLog(t *testing.T, path string) *lockedFile {
@@ -154,6 +166,17 @@ func openLog(t *testing.T, path string) *lockedFile {
 func (l *lockedFile) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.onLine != nil {
+		l.partial = append(l.partial, p...)
+		for {
+			i := bytes.IndexByte(l.partial, '\n')
+			if i < 0 {
+				break
+			}
+			l.onLine(string(l.partial[:i]))
+			l.partial = l.partial[i+1:]
+		}
+	}
 	return l.f.Write(p)
 }
 
@@ -184,11 +207,15 @@ func (c *cluster) startMaster() {
 
 func (c *cluster) startMasterLocked() {
 	cmd := exec.Command(c.gospool, c.masterArgs()...)
-	cmd.Env = c.env
+	cmd.Env = append(slices.Clip(c.env), "GOSPOOL_FAILPOINT="+c.nextFailpoint)
 	cmd.Stdout, cmd.Stderr = c.masterLog, c.masterLog
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	c.masterStarts++
-	c.masterLog.printf("=== chaos: master start %d\n", c.masterStarts)
+	c.masterFailpoint = c.nextFailpoint
+	if c.masterFailpoint != "" {
+		c.failpointMasters++
+	}
+	c.masterLog.printf("=== chaos: master start %d (failpoint %q)\n", c.masterStarts, c.masterFailpoint)
 	if err := cmd.Start(); err != nil {
 		c.t.Errorf("starting the master: %v", err)
 		return
@@ -241,8 +268,9 @@ func (c *cluster) masterPid() int {
 }
 
 // killMaster SIGKILLs the master; its children die with it (parent-death
-// signal), and so do their children.
-func (c *cluster) killMaster(tab map[int]procInfo) {
+// signal), and so do their children. The next master starts with the
+// failpoint next ("" for none).
+func (c *cluster) killMaster(tab map[int]procInfo, next string) {
 	c.mu.Lock()
 	if c.master == nil {
 		c.mu.Unlock()
@@ -250,8 +278,56 @@ func (c *cluster) killMaster(tab map[int]procInfo) {
 	}
 	pid := c.master.Process.Pid
 	c.killedMaster = true
+	c.nextFailpoint = next
 	c.mu.Unlock()
 	c.kills.kill(roleMaster, pid, descendants(children(tab), pid))
+}
+
+// parked kills a process of the master's tree that wrote "failpoint NAME
+// reached pid PID" (a line of the master's log), 0-20 ms later.
+func (c *cluster) parked(line string) {
+	m := parkedRe.FindStringSubmatch(line)
+	if m == nil {
+		return
+	}
+	pid, _ := strconv.Atoi(m[2])
+	go func() {
+		time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
+		c.mu.Lock()
+		c.failpointParks++
+		c.mu.Unlock()
+		tab := procTable()
+		if pid == c.masterPid() {
+			c.killMaster(tab, "")
+			return
+		}
+		role := envRole(pid)
+		if role == "" {
+			role = roleRunner // a Python runner: no GOSPOOL_ROLE of its own
+		}
+		c.kills.kill(role, pid, descendants(children(tab), pid))
+	}()
+}
+
+// cleanMaster makes sure the master runs without a failpoint, restarting
+// it if it has one, and waits for it.
+func (c *cluster) cleanMaster() {
+	c.mu.Lock()
+	fp := c.masterFailpoint
+	c.mu.Unlock()
+	if fp != "" {
+		c.killMaster(procTable(), "")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		fp = c.masterFailpoint
+		c.mu.Unlock()
+		if fp == "" && c.masterPid() != 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // stopMaster stops restarting the master and shuts it down gracefully
@@ -280,8 +356,9 @@ func (c *cluster) stopMaster() error {
 }
 
 // startProducers starts the Python producers, each restarted whenever it
-// exits until stopProducers. One start in eight parks at a failpoint of the
-// ring's push (GOSPOOL_FAILPOINT) and is killed there.
+// exits until stopProducers. One start in eight parks at a failpoint
+// (GOSPOOL_FAILPOINT: the steps of the ring's push in
+// python/gospool/_ring.py) and is killed there.
 func (c *cluster) startProducers() {
 	c.mu.Lock()
 	c.loadOn = true
@@ -297,20 +374,13 @@ func (c *cluster) startProducers() {
 					return
 				}
 				fp := ""
-				if rnd.IntN(8) == 0 {
-					fp = pyFailpoints[rnd.IntN(len(pyFailpoints))]
+				if len(c.pyFailpoints) > 0 && rnd.IntN(8) == 0 {
+					fp = c.pyFailpoints[rnd.IntN(len(c.pyFailpoints))]
 				}
 				c.runProducer(slot, fp, rnd)
 			}
 		})
 	}
-}
-
-// pyFailpoints are the steps of python/gospool/_ring.py's push.
-var pyFailpoints = []string{
-	"ring-producer-lane-taken", "ring-producer-reserved", "ring-producer-writing",
-	"ring-producer-payload-half", "ring-producer-payload-written",
-	"ring-producer-published", "ring-producer-head-advanced",
 }
 
 // runProducer runs one producer process to its end.

@@ -56,7 +56,7 @@
 //     count not equal to the live consumers whose entry says they sleep;
 //   - the paced hand-off from a Python spool call to the task function
 //     (200 probes at 200/s) has a median over twice the one measured
-//     before the chaos plus 2 ms, five times in a row a second apart;
+//     before the chaos plus 2 ms, six times in a row, 1 to 5 s apart;
 //   - a spool call failed by itself, the master exited on its own, a
 //     producer died of anything but our SIGKILL, or the master's log shows
 //     a data race, a panic or a fault.
