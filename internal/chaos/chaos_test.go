@@ -145,7 +145,7 @@ func TestChaos(t *testing.T) {
 	}
 
 	c := &cluster{t: t, gospool: gospool, worker: worker, dir: dir, logs: logs, root: root, testdata: testdata,
-		python: python, seed: seed, kills: newKills(), producers: map[int]int{},
+		python: python, seed: seed, kills: newKills(openLog(t, filepath.Join(tmp, "chaos.out"))), producers: map[int]int{},
 		masterLog:   openLog(t, filepath.Join(tmp, "master.out")),
 		producerLog: openLog(t, filepath.Join(tmp, "producers.out")),
 		env: append(os.Environ(), "CHAOS_LOGS="+logs, "CHAOS_SEED="+strconv.FormatUint(seed, 10),
@@ -419,14 +419,18 @@ func (c *cluster) chaos(rnd *rand.Rand, d time.Duration) {
 			}
 		}
 		if mp != 0 && now.After(nextMaster) {
-			// Half of the masters run with a Go failpoint, until the next
-			// master kill.
+			// Half of the masters run with a Go failpoint, for 2 to 4 s.
 			next := ""
 			if len(c.goFailpoints) > 0 && rnd.IntN(2) == 0 {
 				next = c.goFailpoints[rnd.IntN(len(c.goFailpoints))]
 			}
 			c.killMaster(tab, next)
 			nextMaster = now.Add(time.Duration(5+rnd.IntN(10)) * time.Second)
+			if next != "" {
+				// Short: its workers' respawn storm trips the master's
+				// respawn throttle, which holds the spoolers' respawns too.
+				nextMaster = now.Add(time.Duration(2000+rnd.IntN(2000)) * time.Millisecond)
+			}
 			continue
 		}
 		x := rnd.IntN(total)

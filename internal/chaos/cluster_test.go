@@ -67,12 +67,15 @@ func build(t *testing.T, root, dir string) (gospool, worker string) {
 // killed after that run started.
 type kills struct {
 	mu     sync.Mutex
+	log    *lockedFile // one line per kill: CLOCK_MONOTONIC ns, role, pid, the others killed with it
 	byRole map[string]int
 	at     map[int]int64 // pid -> CLOCK_MONOTONIC of its first kill (ns)
 	master []int64       // when the master was killed
 }
 
-func newKills() *kills { return &kills{byRole: map[string]int{}, at: map[int]int64{}} }
+func newKills(log *lockedFile) *kills {
+	return &kills{log: log, byRole: map[string]int{}, at: map[int]int64{}}
+}
 
 // kill SIGKILLs pid and notes it, with the processes that die with it
 // (their parent-death signal) as killed at the same time.
@@ -81,6 +84,7 @@ func (k *kills) kill(role string, pid int, with []int) {
 	if !sigkill(pid) {
 		return
 	}
+	k.log.printf("%d kill %s %d %v\n", now, role, pid, with)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.byRole[role]++
@@ -216,6 +220,7 @@ func (c *cluster) startMasterLocked() {
 		c.failpointMasters++
 	}
 	c.masterLog.printf("=== chaos: master start %d (failpoint %q)\n", c.masterStarts, c.masterFailpoint)
+	c.kills.log.printf("%d master start %d (failpoint %q)\n", monoNow(), c.masterStarts, c.masterFailpoint)
 	if err := cmd.Start(); err != nil {
 		c.t.Errorf("starting the master: %v", err)
 		return

@@ -105,7 +105,7 @@ class _Producer:
                     self.stopped = True
                     return
                 if self.wake_at is None:
-                    self.wake_at = time.monotonic() + rnd.uniform(0.03, 0.10)
+                    self.wake_at = time.monotonic() + rnd.uniform(0.06, 0.2)
                 pause = self.wake_at - time.monotonic()
                 if pause > 0:
                     time.sleep(pause)

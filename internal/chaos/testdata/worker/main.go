@@ -60,7 +60,7 @@ func run() error {
 			time.Sleep(50 * time.Millisecond) // no load now (before and after the chaos)
 			continue
 		}
-		time.Sleep(time.Duration(30+rnd.IntN(70)) * time.Millisecond)
+		time.Sleep(time.Duration(60+rnd.IntN(140)) * time.Millisecond)
 		for range 1 + rnd.IntN(6) {
 			id := prefix + "." + strconv.Itoa(seq)
 			seq++
