@@ -12,6 +12,7 @@
 //	gospool requeue --spooler DIR [NAME...]
 //	gospool demo    [--keep]
 //	gospool bench   [--json] [--producers N] [--tasks N] [--rate R] [--python]
+//	gospool version
 //	gospool help [COMMAND]
 //
 // Every command accepts --help. Flags may come before or after the
@@ -219,6 +220,15 @@
 // nothing is written there unless the run fails. The run fails (exit 1)
 // when a producer or the spooler dies, or when no task is handled for 30
 // seconds.
+//
+// # gospool version
+//
+// Prints one line: the module version the binary was built from (v1.2.3
+// from go install ...@v1.2.3; a pseudo-version such as
+// v0.0.0-20261128052554-8b05511528db, "+dirty" with uncommitted changes,
+// from a build in a git checkout), or "(devel)" with the git revision when
+// Go recorded no version, then the Go version. "gospool --version" is the
+// same command.
 //
 // # Not in this release
 //

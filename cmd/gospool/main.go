@@ -37,6 +37,7 @@ var commands = []command{
 	{name: "ls", summary: "list the pending, running and dead tasks of a spool directory", run: cmdLs},
 	{name: "requeue", summary: "put dead tasks back into their spool directory", run: cmdRequeue},
 	{name: "bench", summary: "measure hand-off latency, spool call and throughput: producer processes into a spooler", run: cmdBench},
+	{name: "version", summary: "print gospool's version (also gospool --version)", run: cmdVersion},
 	{name: "help", summary: "show this help, or a command's with `gospool help CMD`"},
 }
 
@@ -61,6 +62,8 @@ func mainArgs(ctx context.Context, a *app, args []string) int {
 	case "help", "-h", "-help", "--help":
 		printMainUsage(a.stdout)
 		return 0
+	case "--version", "-version":
+		name = "version"
 	}
 	for _, c := range commands {
 		switch {
