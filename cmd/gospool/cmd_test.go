@@ -382,7 +382,8 @@ func TestRuntimeErrors(t *testing.T) {
 		{[]string{"stats", "--spooler", dir}, []string{"no gospool ring in " + dir + ": no gospool spooler has served it yet"}},
 		{[]string{"inspect", missing}, []string{missing, "no such file"}},
 		{[]string{"inspect", "--json", dir}, []string{dir}},
-		{[]string{"run", "--spooler", notDir, "--spooler-exec", "true"}, []string{notDir}},
+		{[]string{"run", "--spooler", notDir, "--spooler-exec", "true"}, []string{"spool directory " + notDir + " is not a directory: give --spooler the directory itself"}},
+		{[]string{"run", "--spooler", filepath.Join(notDir, "a", "b"), "--spooler-exec", "true"}, []string{notDir + " is a file, not a directory; give --spooler the path of a directory"}},
 	}
 	for _, c := range cases {
 		r := gospool(t, c.args...)

@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/gospool/gospool/master"
@@ -257,12 +261,14 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 			},
 		})
 	}
-	if o.socketAddr != "" && !master.IsChild() {
+	if !master.IsChild() {
 		for _, d := range o.dirs {
-			if err := os.MkdirAll(d, 0o750); err != nil {
+			if err := makeSpoolDir(d); err != nil {
 				return err
 			}
 		}
+	}
+	if o.socketAddr != "" && !master.IsChild() {
 		stopServer, err := serveRemote(ctx, logger, o.socketAddr, o.bufferSize, o.dirs)
 		if err != nil {
 			return err
@@ -270,6 +276,43 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 		defer stopServer()
 	}
 	return master.Run(ctx, mcfg)
+}
+
+// makeSpoolDir creates the spool directory dir when it is missing, as
+// uWSGI's spooler does, and says in the user's terms why it cannot be one.
+// (The master would create it too, with a bare "mkdir: not a directory".)
+func makeSpoolDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case err == nil && !fi.IsDir():
+		return fmt.Errorf("spool directory %s is not a directory: give --spooler the directory itself, not a file in it", dir)
+	case err == nil:
+		return nil
+	}
+	err = os.MkdirAll(dir, 0o750)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.ENOTDIR):
+		// A parent is a file: "--spooler afile/spool".
+		file := dir
+		for p := filepath.Dir(dir); p != file; file, p = p, filepath.Dir(p) {
+			if fi, err := os.Stat(p); err == nil {
+				if !fi.IsDir() {
+					file = p
+				}
+				break
+			}
+		}
+		return fmt.Errorf("spool directory %s cannot be created: %s is a file, not a directory; give --spooler the path of a directory", dir, file)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("spool directory %s cannot be created: permission denied; create it (mkdir -p %s) as a user who may, owned by the user gospool runs as, or give --spooler another directory", dir, dir)
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err // the message names the directory already
+	}
+	return fmt.Errorf("spool directory %s cannot be created: %w", dir, err)
 }
 
 // secondsValue is a duration flag written in seconds, as uWSGI's options
