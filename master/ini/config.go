@@ -162,10 +162,13 @@ func frequency(c *Config, o Option) error {
 	return nil
 }
 
-// Hint explains why uWSGI 2.0 would also ignore an unsupported key that
-// looks like a supported one, for the caller's warning; "" if none does.
-// uWSGI matches ini keys exactly: no case folding, '_' is not '-', and the
-// one-letter command line forms (-p, -s, -b, -Q) are not ini keys.
+// Hint says what an unsupported key probably meant, for the caller's
+// warning; "" when nothing comes close. uWSGI matches ini keys exactly: no
+// case folding, '_' is not '-', and the one-letter command line forms (-p,
+// -s, -b, -Q) are not ini keys, so uWSGI 2.0 ignores such a key too. A key
+// one or two edits (a byte inserted, deleted, changed, or two neighbours
+// swapped) from a known option is taken for a typo of it, unless it is a
+// real uWSGI option itself.
 func Hint(key string) string {
 	short := map[string]string{"p": "processes", "s": "socket", "b": "buffer-size", "Q": "spooler"}
 	want, ok := short[key]
@@ -173,8 +176,15 @@ func Hint(key string) string {
 		want = strings.ReplaceAll(strings.ToLower(key), "_", "-")
 	}
 	_, known := fields[want]
-	if _, ign := Ignored[want]; (!known && !ign) || want == key {
+	_, ign := Ignored[want]
+	switch {
+	case want == key && (known || ign):
 		return ""
+	case known || ign:
+		return "uWSGI 2.0 ignores " + strconv.Quote(key) + " in ini files too; did you mean " + strconv.Quote(want) + "?"
 	}
-	return "uWSGI 2.0 ignores " + strconv.Quote(key) + " in ini files too; did you mean " + strconv.Quote(want) + "?"
+	if near := closest(want); len(near) > 0 {
+		return "uWSGI 2.0 ignores " + strconv.Quote(key) + " too; " + didYouMean(near)
+	}
+	return ""
 }
