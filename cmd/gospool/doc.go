@@ -94,7 +94,11 @@
 // max-requests, reload-mercy, stats (and stats-server); master,
 // die-on-term and stats-http are accepted. Flags
 // given on the command line win; every other option is reported once as
-// not used; a bad value is an error naming the file, line and option.
+// not used, with "did you mean" when it is one or two typos (a byte added,
+// dropped, changed, or two swapped) away from a known option. Bad values
+// and lines gospool cannot read are errors, exit status 2 before anything
+// starts: every one in the file (and the files it includes) is reported, a
+// line each naming the file, line and option.
 //
 // --stats ADDR is uWSGI's stats server, served by the master, raw (the
 // document to a client that connects and only reads, as uWSGI's stats

@@ -113,20 +113,24 @@ func report(a *app, name string, err error) int {
 	case errors.Is(err, errReported):
 		return 1
 	case errors.As(err, &ue):
-		fmt.Fprintf(a.stderr, "gospool %s: %s\n", name, oneLine(ue.msg))
+		for _, msg := range ue.msgs {
+			fmt.Fprintf(a.stderr, "gospool %s: %s\n", name, oneLine(msg))
+		}
 		return 2
 	}
 	fmt.Fprintf(a.stderr, "gospool %s: %s\n", name, oneLine(cleanError(err)))
 	return 1
 }
 
-// usageError is a mistake in the command line: exit status 2.
-type usageError struct{ msg string }
+// usageError is a mistake in the command line: exit status 2. It has one
+// message per mistake, each printed as its own line: an ini file can have
+// several bad lines, and the user fixes them all in one go.
+type usageError struct{ msgs []string }
 
-func (e *usageError) Error() string { return e.msg }
+func (e *usageError) Error() string { return strings.Join(e.msgs, "\n") }
 
 func usageErrorf(format string, args ...any) error {
-	return &usageError{msg: fmt.Sprintf(format, args...)}
+	return &usageError{msgs: []string{fmt.Sprintf(format, args...)}}
 }
 
 var (

@@ -12,7 +12,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -101,7 +103,10 @@ spooler-processes, spooler-frequency, spooler-ordered, spooler-quiet,
 spooler-max-tasks, spooler-harakiri, processes/workers, harakiri,
 max-requests, reload-mercy, socket and http-socket (as --listen),
 buffer-size, stats, master and die-on-term (always on here). Flags win.
-Any other option is warned about once.`
+Any other option is warned about once, with "did you mean" when it is one
+or two typos away from a known one. A bad value, or a line gospool cannot
+read, stops the run (exit status 2) with one line per mistake in the file,
+each naming its file and line.`
 
 // notYet are contract flags of `gospool run` that this release refuses.
 var notYet = []string{}
@@ -370,17 +375,78 @@ func serveRemote(ctx context.Context, logger *log.Logger, addr string, maxPacket
 	return func() { cancel(); <-done; router.Close() }, nil
 }
 
+// iniError is a usage error with one line per problem that ini.Load and
+// ini.Parse found. Most name the file and line already; the file given to
+// --ini that cannot be read is named once, as "--ini FILE".
+func iniError(spec string, err error) error {
+	var msgs []string      // about files: "--ini nope.ini: ...", "app.ini: no [uwsgi] section"
+	var lines []*ini.Error // about lines
+	var flatten func(error)
+	flatten = func(err error) {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				flatten(e)
+			}
+			return
+		}
+		var pe *fs.PathError
+		var le *ini.Error
+		switch {
+		case errors.As(err, &le):
+			lines = append(lines, le)
+			return
+		case errors.As(err, &pe):
+			// "ini: open app.ini: no such file or directory"
+			msgs = append(msgs, fmt.Sprintf("--ini %s: %v", pe.Path, pe.Err))
+			return
+		}
+		msgs = append(msgs, strings.TrimPrefix(err.Error(), "ini: "))
+	}
+	flatten(err)
+	// In file order: the file given first, then the others in the order
+	// their first problem was met; each by line.
+	top := spec
+	if i := strings.LastIndexByte(spec, ':'); i >= 0 {
+		top = spec[:i] // "app.ini:section", cut as ini.Load cuts it
+	}
+	rank := map[string]int{top: 0}
+	for _, e := range lines {
+		if _, ok := rank[e.File]; !ok {
+			rank[e.File] = len(rank)
+		}
+	}
+	sort.SliceStable(lines, func(i, j int) bool {
+		a, b := lines[i], lines[j]
+		return rank[a.File] < rank[b.File] || rank[a.File] == rank[b.File] && a.Line < b.Line
+	})
+	for _, e := range lines {
+		msgs = append(msgs, e.Error())
+	}
+	if len(msgs) == 0 {
+		msgs = append(msgs, fmt.Sprintf("--ini %s: %v", spec, err))
+	}
+	return &usageError{msgs: msgs}
+}
+
 // applyIni takes the options of a uWSGI ini file that gospool run knows,
 // for each flag not given on the command line, and warns once about each
 // option it does not use.
 func applyIni(stderr io.Writer, flags *flagSet, path string, o *runOptions) error {
-	opts, err := ini.Load(path)
-	if err != nil {
-		return usageErrorf("--ini: %v", err)
-	}
-	c, err := ini.Parse(opts)
-	if err != nil {
-		return usageErrorf("--ini: %v", err)
+	// Load goes on after a bad line and returns the others, so that Parse
+	// finds the bad values among them too: every mistake in one go.
+	opts, loadErr := ini.Load(path)
+	c, parseErr := ini.Parse(opts)
+	if err := errors.Join(loadErr, parseErr); err != nil {
+		// The options that look like typos of known ones are probably
+		// mistakes too: listed with the errors, in file order.
+		seen := map[string]bool{}
+		for _, o := range c.Unsupported {
+			if hint := ini.Hint(o.Key); strings.Contains(hint, "did you mean") && !seen[o.Key] {
+				seen[o.Key] = true
+				err = errors.Join(err, &ini.Error{Option: o, Msg: "not used (" + hint + ")"})
+			}
+		}
+		return iniError(path, err)
 	}
 	warn := func(format string, args ...any) {
 		fmt.Fprintf(stderr, "gospool run: warning: "+format+"\n", args...)

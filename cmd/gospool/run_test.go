@@ -436,6 +436,7 @@ spooler-quiet = true
 spooler-max-tasks = 2
 wsgi-file = app.py
 wsgi-file = app2.py
+spooler-proceses = 3
 `), 0o644)
 	spoolDir := filepath.Join(filepath.Dir(iniPath), "spool")
 	os.Mkdir(spoolDir, 0o750)
@@ -460,11 +461,46 @@ wsgi-file = app2.py
 	if !strings.Contains(stderr, "processes = 4: gospool runs no Python app itself") || strings.Contains(stderr, "plugins") {
 		t.Errorf("warnings:\n%s", stderr)
 	}
-	bad := filepath.Join(t.TempDir(), "bad.ini")
-	os.WriteFile(bad, []byte("[uwsgi]\nspooler-max-tasks = many\n"), 0o644)
+	if !strings.Contains(stderr, "app.ini:11: spooler-proceses is not used by gospool run (uWSGI 2.0 ignores \"spooler-proceses\" too; did you mean \"spooler-processes\"?)") {
+		t.Errorf("no did-you-mean for the typo spooler-proceses:\n%s", stderr)
+	}
+}
+
+// A bad ini file: every mistake in it, one line each in file order, exit 2
+// before anything starts; a missing one is named once.
+func TestRunIniErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.ini")
+	inc := filepath.Join(dir, "inc.ini")
+	os.WriteFile(bad, []byte("[uwsgi]\nspooler = "+dir+"/spool\nspooler-max-tasks = many\nspooler-proceses = 2\ninclude = "+inc+"\nmaster = maybe\nfor = x\n"), 0o644)
+	os.WriteFile(inc, []byte("[uwsgi]\nharakiri = -1\nif-env = HOME\n"), 0o644)
 	r := gospool(t, "run", "--ini", bad, "--spooler-exec", "true")
-	if r.code != 2 || !strings.Contains(r.stderr, "bad.ini:2: spooler-max-tasks") {
-		t.Errorf("a bad ini value: exit %d, stderr %q", r.code, r.stderr)
+	want := strings.Join([]string{
+		`gospool run: ` + bad + `:3: spooler-max-tasks = "many": want a whole number`,
+		`gospool run: ` + bad + `:4: spooler-proceses = "2": not used (uWSGI 2.0 ignores "spooler-proceses" too; did you mean "spooler-processes"?)`,
+		`gospool run: ` + bad + `:6: master = "maybe": want true or false (also yes/no, on/off, 1/0)`,
+		`gospool run: ` + bad + `:7: for = "x": uWSGI config logic (for, if-*, endif, endfor) is not supported`,
+		`gospool run: ` + inc + `:2: harakiri = "-1": must not be negative`,
+		`gospool run: ` + inc + `:3: if-env = "HOME": uWSGI config logic (for, if-*, endif, endfor) is not supported`,
+	}, "\n") + "\n"
+	if r.code != 2 || r.stderr != want || r.stdout != "" {
+		t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and:\n%s", r.code, r.stderr, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "spool")); err == nil {
+		t.Error("a refused ini created its spool directory")
+	}
+
+	missing := filepath.Join(dir, "nope.ini")
+	for _, spec := range []string{missing, missing + ":prod"} {
+		r = gospool(t, "run", "--ini", spec, "--spooler-exec", "true")
+		if want := "gospool run: --ini " + missing + ": no such file or directory\n"; r.code != 2 || r.stderr != want {
+			t.Errorf("--ini %s: exit %d, stderr %q; want exit 2 and %q", spec, r.code, r.stderr, want)
+		}
+	}
+	r = gospool(t, "run", "--ini", bad+":prod", "--spooler-exec", "true")
+	if want := "gospool run: " + bad + ": no [prod] section\n"; r.code != 2 || r.stderr != want {
+		t.Errorf("--ini %s:prod: exit %d, stderr %q; want exit 2 and %q", bad, r.code, r.stderr, want)
 	}
 }
 

@@ -1,6 +1,7 @@
 package ini
 
 import (
+	"errors"
 	"math"
 	"strconv"
 	"strings"
@@ -82,11 +83,15 @@ var fields = map[string]setter{
 // Parse maps options to Config. Lists keep every value in order; for a
 // single value the last one wins, as in uWSGI. A value that is not a whole
 // number, a negative number or a bool that is none of true, false, yes, no,
-// on, off, 1, 0 (any case; an empty value, a bare key, is true) is an error
-// naming the file, line, option and value. uWSGI itself would read such a
-// value with atoi or as true.
+// on, off, 1, 0 (any case; an empty value, a bare key, is true) is an
+// [*Error] naming the file, line, option and value. uWSGI itself would read
+// such a value with atoi or as true. Every bad value is reported, not only
+// the first: the error is then an [errors.Join] of one [*Error] per line,
+// in order, and the Config returned with it holds what the other lines set
+// (its Unsupported list is complete, for the caller's warnings).
 func Parse(opts []Option) (Config, error) {
 	var c Config
+	var errs []error
 	for _, o := range opts {
 		if _, ok := Ignored[o.Key]; ok {
 			continue
@@ -97,10 +102,10 @@ func Parse(opts []Option) (Config, error) {
 			continue
 		}
 		if err := set(&c, o); err != nil {
-			return Config{}, err
+			errs = append(errs, err)
 		}
 	}
-	return c, nil
+	return c, errors.Join(errs...) // nil without errs
 }
 
 func strs(f func(*Config) *[]string) setter {

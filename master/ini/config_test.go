@@ -1,6 +1,7 @@
 package ini
 
 import (
+	"errors"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -214,5 +215,25 @@ func TestEditDistance(t *testing.T) {
 		if got := editDistance(tt.b, tt.a, tt.max); got != tt.want {
 			t.Errorf("editDistance(%q, %q, %d) = %d, want %d", tt.b, tt.a, tt.max, got, tt.want)
 		}
+	}
+}
+
+// Every bad value is reported, each with its file and line, in order.
+func TestParseReportsEveryBadValue(t *testing.T) {
+	_, err := Parse([]Option{
+		{Key: "spooler-processes", Value: "two", File: "app.ini", Line: 2},
+		{Key: "spooler", Value: "/x", File: "app.ini", Line: 3},
+		{Key: "master", Value: "maybe", File: "app.ini", Line: 4},
+		{Key: "harakiri", Value: "-1", File: "inc.ini", Line: 1},
+	})
+	want := `app.ini:2: spooler-processes = "two": want a whole number` + "\n" +
+		`app.ini:4: master = "maybe": want true or false (also yes/no, on/off, 1/0)` + "\n" +
+		`inc.ini:1: harakiri = "-1": must not be negative`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.Key != "spooler-processes" {
+		t.Errorf("errors.As(*Error) = %+v, want the first", e)
 	}
 }
