@@ -153,7 +153,10 @@
 // duplicates. A ring file (gospool.ring) shows the ring's geometry and
 // counters instead ({"path": P, "ring": {...}} with --json, the keys of
 // stats --json). A file that cannot be read is reported on standard error
-// and the others are still shown; the exit status is then 1.
+// and the others are still shown; the exit status is then 1. A file that is
+// not a uWSGI spool file at all (its first byte is not 17, or the pairs
+// after its header do not fit the size the header announces) is reported
+// as such; a spool file cut short as truncated.
 //
 // # gospool stats
 //
