@@ -41,7 +41,8 @@
 // in its numeric priority sub-directories, lower numbers first), sees new
 // files at once through inotify, and runs the shell command CMD (/bin/sh -c
 // CMD) for each. The command reads the task on standard input as one line
-// of JSON, the object that inspect --json prints plus "body_base64" when
+// of JSON ending in a newline (so --spooler-exec cat prints one line per
+// task), the object that inspect --json prints plus "body_base64" when
 // the task has a body, and finds in its environment GOSPOOL_TASK_NAME (the
 // spool file's name, or ring:LANE:SEQ), GOSPOOL_TASK_PATH (the file's path,
 // or RINGFILE#LANE:SEQ), GOSPOOL_ATTEMPT (1, then 2 on the first retry...)

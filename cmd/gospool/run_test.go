@@ -9,6 +9,7 @@ import (
 	"github.com/gospool/gospool/worker"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -518,4 +519,31 @@ func spoolerPid(t *testing.T, p *runProc) int {
 		t.Fatalf("%q: %v", line, err)
 	}
 	return pid
+}
+
+// The README's session: --spooler-exec cat prints each task as the one
+// line of JSON it reads on stdin, newline-terminated, and nothing more (no
+// blank line: the line already ends in "\n").
+func TestRunExecCatPrintsOneLinePerTask(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "spool")
+	p := startRun(t, nil, "--spooler", dir, "--spooler-exec", "cat", "--spooler-quiet")
+	waitLive(t, dir, p)
+	gospool(t, "spool", "--spooler", dir, "task=resize", "image=cat.jpg").mustSucceed(t)
+	gospool(t, "spool", "--spooler", dir, "task=later", "body=hi").mustSucceed(t)
+	testproc.WaitFor(t, 10*time.Second, "two tasks printed", func() bool {
+		return strings.Count(p.stdout.String(), "\n") >= 2
+	}, p.stderr)
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, p.stderr)
+	}
+	ringPath := filepath.Join(realDir(t, dir), ring.FileName)
+	empty := "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	want := `{"path":"` + ringPath + `#L:S","vars":[["task","resize"],["image","cat.jpg"]],"body_len":0,"body_sha256":"` + empty + `"}` + "\n" +
+		`{"path":"` + ringPath + `#L:S","vars":[["task","later"]],"body_len":2,"body_sha256":"8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4","body_base64":"aGk="}` + "\n"
+	// The lane and sequence number depend on which lane each producer got.
+	got := regexp.MustCompile(`#[0-9]+:[0-9]+"`).ReplaceAllString(p.stdout.String(), `#L:S"`)
+	if got != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", got, want)
+	}
 }
