@@ -48,7 +48,7 @@ in DIR, which uWSGI and gospool write; uWSGI spoolers may share DIR.
 
 Each task runs the shell command CMD (/bin/sh -c CMD) with the task on
 standard input as one line of JSON ending in a newline (--spooler-exec cat
-prints each task on a line of its), the object "gospool inspect --json"
+prints each task on its own line), the object "gospool inspect --json"
 prints plus "body_base64" when the task has a body, and with these
 environment variables:
   GOSPOOL_TASK_NAME    the spool file's name, or ring:LANE:SEQ

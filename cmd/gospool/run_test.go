@@ -547,3 +547,36 @@ func TestRunExecCatPrintsOneLinePerTask(t *testing.T) {
 		t.Errorf("stdout:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// A service account whose home cannot be written: --spooler-import puts
+// the Python package under $TMPDIR/gospool-UID instead, says nothing
+// about it, and the tasks run.
+func TestRunSpoolerImportUnwritableHome(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	tmp := t.TempDir()
+	file := filepath.Join(tmp, "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Tests run as root, which permissions do not stop: a path under a
+	// regular file cannot be made by anyone (ENOTDIR).
+	env := append(pyTasksEnv(t, out), "HOME="+filepath.Join(file, "home"), "XDG_CACHE_HOME=", "TMPDIR="+tmp)
+	dir := t.TempDir()
+	p := startRun(t, env, "--spooler", dir, "--spooler-import", "udtasks")
+	waitLive(t, dir, p)
+	gospool(t, "spool", "--spooler", dir, "ud_spool_func=ctl", "do=ok").mustSucceed(t)
+	waitPyCall(t, out, p, "ctl", "do", "ok")
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, p.stderr)
+	}
+	extracted, _ := filepath.Glob(filepath.Join(tmp, "gospool-"+strconv.Itoa(os.Getuid()), "python-*", "gospool", "runner.py"))
+	if len(extracted) != 1 {
+		t.Errorf("the package is not under $TMPDIR/gospool-UID: %v", extracted)
+	}
+	for _, noise := range []string{"a-file", "cache", "not a directory", "warning"} {
+		if strings.Contains(p.stderr.String(), noise) {
+			t.Errorf("stderr mentions %q:\n%s", noise, p.stderr)
+		}
+	}
+}
