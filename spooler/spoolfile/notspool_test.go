@@ -1,12 +1,15 @@
 package spoolfile
 
 import (
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gospool/gospool/spooler/task"
 )
 
 // Every real uWSGI spool file cut anywhere inside its header or vars is a
@@ -74,4 +77,29 @@ func TestForeignFileIsNotSpoolFile(t *testing.T) {
 			t.Errorf("%s: %v wraps none of the decoding errors", name, err)
 		}
 	}
+}
+
+// FuzzNotSpoolFile: any bytes are judged without a panic, and a spool file
+// Encode wrote, cut anywhere before the end of its vars, is never called
+// foreign.
+func FuzzNotSpoolFile(f *testing.F) {
+	f.Add([]byte("hello world"), "task", "resize", uint16(7))
+	f.Add([]byte{0x11, 0xff, 0xff, 0x00, 0x05}, "k", "", uint16(3))
+	f.Fuzz(func(t *testing.T, data []byte, key, value string, cut uint16) {
+		if len(data) > 0 {
+			notSpoolFile(data)
+		}
+		if key == "" {
+			return
+		}
+		enc, err := Encode(task.New(key, value, "second", value))
+		if err != nil {
+			return // over the limits
+		}
+		varsEnd := headerLen + int(binary.LittleEndian.Uint16(enc[1:3]))
+		n := 1 + int(cut)%(varsEnd-1)
+		if why := notSpoolFile(enc[:n]); why != "" {
+			t.Errorf("a spool file cut to %d of %d bytes: %q", n, len(enc), why)
+		}
+	})
 }
