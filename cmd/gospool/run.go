@@ -420,9 +420,11 @@ func iniError(spec string, err error) error {
 		a, b := lines[i], lines[j]
 		return rank[a.File] < rank[b.File] || rank[a.File] == rank[b.File] && a.Line < b.Line
 	})
+	var out []string
 	for _, e := range lines {
-		msgs = append(msgs, e.Error())
+		out = append(out, e.Error())
 	}
+	msgs = append(out, msgs...) // "stopped after 20 errors" last
 	if len(msgs) == 0 {
 		msgs = append(msgs, fmt.Sprintf("--ini %s: %v", spec, err))
 	}
