@@ -284,8 +284,10 @@ func (f stringer) String() string { return f() }
 
 // TestREADME runs README.md, every step, and checks each step's output.
 // Between steps it checks what the README only tells: the tasks of steps
-// 1 and 2 ran in gospool's runners, no uWSGI met a busy port, and at the
-// end nothing is left running or written in the repository.
+// 1 and 2 ran in gospool's runners, no uWSGI met a busy port, each step
+// starts on an empty spool directory (no heartbeat piling up from step to
+// step), and at the end nothing is left running, in TMPDIR or in the
+// repository.
 func TestREADME(t *testing.T) {
 	for _, prog := range []string{"uwsgi", "curl", "go", "bash"} {
 		need(t, prog)
@@ -316,9 +318,10 @@ func TestREADME(t *testing.T) {
 	env := []string{"TMPDIR=" + tmp, "EXAMPLE_PORT=" + strconv.Itoa(freePort(t))}
 	for _, kv := range os.Environ() {
 		switch strings.SplitN(kv, "=", 2)[0] {
-		case "EXAMPLE_DIR", "EXAMPLE_PORT", "TMPDIR", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH":
-			// a reader's environment has none of these, and Python
-			// writes __pycache__ where it imports from
+		case "EXAMPLE_DIR", "EXAMPLE_PORT", "TMPDIR", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH", "BASH_ENV", "ENV", "CDPATH":
+			// set above or left out: a reader's environment has none of
+			// these (and Python writes __pycache__ where it imports
+			// from, which .gitignore must cover)
 		default:
 			env = append(env, kv)
 		}
@@ -330,7 +333,8 @@ func TestREADME(t *testing.T) {
 		if st.name == "setup" {
 			timeout = 5 * time.Minute // go build, on a busy machine
 		}
-		deadline := time.Now().Add(timeout)
+		began := time.Now()
+		deadline := began.Add(timeout)
 		for {
 			out, status := sh.run(st.name, st.script, timeout)
 			diff := ""
@@ -350,6 +354,7 @@ func TestREADME(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+		t.Logf("step %s: %v", st.name, time.Since(began).Round(time.Millisecond))
 		if dir == "" {
 			out, _ := sh.run("where", `printf %s "$EXAMPLE_DIR"`, 10*time.Second)
 			dir = out
@@ -357,6 +362,13 @@ func TestREADME(t *testing.T) {
 		if dir != "" {
 			if log, _ := os.ReadFile(filepath.Join(dir, "uwsgi.log")); strings.Contains(string(log), "Address already in use") {
 				t.Fatalf("after step %s: uWSGI could not listen:\n%s", st.name, log)
+			}
+		}
+		if strings.HasSuffix(st.name, "-start") {
+			// Nothing queued yet: a spool file here is a task of the step
+			// before, a heartbeat that would run on forever.
+			if left, _ := filepath.Glob(filepath.Join(dir, "spool", "uwsgi_spoolfile_*")); len(left) > 0 {
+				t.Fatalf("after step %s: the spool directory holds tasks of the step before: %v", st.name, left)
 			}
 		}
 		if check := checks[st.name]; check != nil {
