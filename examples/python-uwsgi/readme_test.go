@@ -62,7 +62,7 @@ func readSteps(path string) ([]step, error) {
 		steps   []step
 		names   = map[string]bool{}
 		pending *step // a marker seen, its ```sh block not yet
-		last    *step // the step whose ```text block may follow
+		last    = -1  // the index of the step whose ```text block may follow
 		fence   string
 		body    strings.Builder
 		n       int
@@ -80,9 +80,9 @@ func readSteps(path string) ([]step, error) {
 			case "sh":
 				pending.script = body.String()
 				steps = append(steps, *pending)
-				last, pending = &steps[len(steps)-1], nil
+				last, pending = len(steps)-1, nil
 			case "text":
-				last.want, last.hasWant, last = body.String(), true, nil
+				steps[last].want, steps[last].hasWant, last = body.String(), true, -1
 			}
 			fence = ""
 			continue
@@ -95,7 +95,7 @@ func readSteps(path string) ([]step, error) {
 				return nil, fmt.Errorf("%s:%d: a second step named %s", path, n, m[1])
 			}
 			names[m[1]] = true
-			pending, last = &step{name: m[1], line: n, poll: m[2] != ""}, nil
+			pending, last = &step{name: m[1], line: n, poll: m[2] != ""}, -1
 			continue
 		}
 		if strings.HasPrefix(line, "<!-- step") {
@@ -109,12 +109,12 @@ func readSteps(path string) ([]step, error) {
 		switch {
 		case fence == "sh" && pending == nil:
 			return nil, fmt.Errorf("%s:%d: a ```sh block with no <!-- step: NAME --> marker before it: every command shown must run in the test", path, n)
-		case fence == "text" && last == nil:
+		case fence == "text" && last < 0:
 			return nil, fmt.Errorf("%s:%d: a ```text block that follows no step: ```text is for a step's output", path, n)
 		case fence != "sh" && pending != nil:
 			return nil, fmt.Errorf("%s:%d: step %s: the block after its marker is ```%s, not ```sh", path, n, pending.name, fence)
 		case fence != "text":
-			last = nil // any other block ends the step
+			last = -1 // any other block ends the step
 		}
 		if fence == "" {
 			fence = "none"
@@ -262,20 +262,23 @@ func (s *shell) run(name, script string, timeout time.Duration) (string, int) {
 	if err := os.WriteFile(file, []byte(script), 0o644); err != nil {
 		s.t.Fatal(err)
 	}
-	const done = "\n@@ step done, exit status "
 	start := len(s.out.String())
 	// stdin /dev/null: a command that reads its input must not read the
 	// test's next commands.
-	fmt.Fprintf(s.in, "source %s </dev/null; printf '%s%%d\\n' $?\n", file, strings.ReplaceAll(done, "\n", `\n`))
+	fmt.Fprintf(s.in, "source %s </dev/null; printf '\\n@@ step done, exit status %%d\\n' $?\n", file)
 	var out string
+	var done []int
 	testproc.WaitFor(s.t, timeout, "step "+name+" to finish", func() bool {
 		out = s.out.String()[start:]
-		return strings.Contains(out, done)
+		done = stepDone.FindStringSubmatchIndex(out)
+		return done != nil
 	}, stringer(func() string { return "the step's output so far:\n" + s.out.String()[start:] }))
-	i := strings.Index(out, done)
-	status, _ := strconv.Atoi(strings.TrimSpace(out[i+len(done):]))
-	return out[:i], status
+	status, _ := strconv.Atoi(out[done[2]:done[3]])
+	return out[:done[0]], status
 }
+
+// stepDone is what the shell prints after each step.
+var stepDone = regexp.MustCompile(`\n@@ step done, exit status (\d+)\n`)
 
 // stringer shows what a function returns in a failure's log.
 type stringer func() string
