@@ -70,19 +70,36 @@ class RingReader:
         self.geo = _ring.decode_header(os.pread(self.fd, _ring.HEADER_SIZE, 0), st.st_size)
         self.mm = mmap.mmap(self.fd, self.geo.file_size)
         self.struct = struct
+        # Shared words are read and written as the producer does, through
+        # ctypes arrays over the mapping: one aligned 8- or 4-byte load or
+        # store each (struct.pack_into copies byte by byte, and a reader
+        # in another process could see a word half written).
+        import ctypes
+        self._w64 = (ctypes.c_uint64 * (self.geo.file_size // 8)).from_buffer(self.mm)
+        self._w32 = (ctypes.c_uint32 * (self.geo.file_size // 4)).from_buffer(self.mm)
 
     def close(self):
+        if self.fd < 0:
+            return
+        del self._w64, self._w32
         self.mm.close()
         os.close(self.fd)
+        self.fd = -1
 
     def u64(self, off):
-        return self.struct.unpack_from("<Q", self.mm, off)[0]
+        return self._w64[off >> 3]
 
     def u32(self, off):
-        return self.struct.unpack_from("<I", self.mm, off)[0]
+        return self._w32[off >> 2]
 
     def put64(self, off, v):
-        self.struct.pack_into("<Q", self.mm, off, v)
+        """One aligned 8-byte store, as the producer's publish."""
+        assert off % 8 == 0, off
+        self._w64[off >> 3] = v
+
+    def put32(self, off, v):
+        assert off % 4 == 0, off
+        self._w32[off >> 2] = v
 
     def lane_base(self, lane):
         return _ring.HEADER_SIZE + lane * self.geo.stride

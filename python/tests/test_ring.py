@@ -231,7 +231,7 @@ class TestPush(RingCase):
         r = self.ring()
         r.push(b"a")
         self.assertEqual(self.reader.u32(_ring.OFF_WAKE_SEQ), 0, "nobody sleeps: no wake-up")
-        struct.pack_into("<I", self.reader.mm, _ring.OFF_SLEEPERS, 1)
+        self.reader.put32(_ring.OFF_SLEEPERS, 1)
         r.push(b"b")
         r.note_file()
         self.assertEqual(self.reader.u32(_ring.OFF_WAKE_SEQ), 2)

@@ -1,6 +1,7 @@
 """uWSGI spool files: the encoding (shared vectors with Go), the names, the
-write protocol (O_EXCL, 0600, the lock held while writing, `at` as mtime,
-the priority directory, no partial file left on failure), the special key
+write protocol (O_EXCL, 0600, written under a hidden temporary name and
+linked into place complete, `at` as mtime, the priority directory, no
+partial file left on failure, a kill or a full disk), the special key
 checks."""
 
 import fcntl
@@ -120,29 +121,19 @@ class TestWriter(support.Case):
         path2 = self.w.write(b"\x11\x00\x00\x00", priority="12")  # the directory exists: fine
         self.assertEqual(os.path.dirname(path2), os.path.dirname(path))
 
-    def test_locked_while_written(self):
-        # Another process trying the lock a spooler takes (non-blocking write
-        # lock over the whole file) must fail while the writer is writing.
+    def test_invisible_while_written(self):
+        # While the bytes are being written, no file with the spool file
+        # prefix exists: a spooler cannot run a half-written task.
         seen = []
 
-        def hook(path):
-            probe = subprocess.run([sys.executable, "-c", """
-import fcntl, os, sys
-fd = os.open(sys.argv[1], os.O_RDWR)
-try:
-    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    print("free")
-except OSError:
-    print("locked")
-""", path], capture_output=True, text=True)
-            seen.append(probe.stdout.strip() or probe.stderr)
-        path = self.w.write(b"\x11\x00\x00\x00", _hook=hook)
-        self.assertEqual(seen, ["locked"])
-        fd = os.open(path, os.O_RDWR)  # and free once written
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        finally:
-            os.close(fd)
+        def hook(tmp):
+            seen.append((os.path.basename(tmp), self.spool_files(self.dir)))
+        path = self.w.write(_spoolfile.encode([(b"k", b"v")], b"body"), _hook=hook)
+        (tmp, during), = seen
+        self.assertTrue(tmp.startswith(_spoolfile.TMP_PREFIX), tmp)
+        self.assertEqual(during, [])
+        self.assertEqual(self.spool_files(self.dir), [path])
+        self.assertEqual(sorted(os.listdir(self.dir)), [os.path.basename(path)], "temporary file removed")
 
     def test_failure_removes_the_file(self):
         paths = []
