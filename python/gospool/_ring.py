@@ -940,11 +940,11 @@ class Ring:
                 else:
                     u[_SPOOLED_U64] = (u[_SPOOLED_U64] + 1) & _M64
                     self._wake()
+                return lane, head
         except BaseException as e:
             if published >= 0:
                 _note_spooled(e, lane, published)
             raise
-        return lane, head
 
     def _take_over(self):
         """Take a lane: the first, a forked child's own, or a new one when

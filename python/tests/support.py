@@ -57,6 +57,47 @@ class Case(unittest.TestCase):
             return _spoolfile.decode(f.read())
 
 
+def small_tmpfs(case, size="2m"):
+    """A directory on a fresh tmpfs of the given size, unmounted at the end
+    of the test: a disk that fills up for real. Mounting needs root: the
+    test is skipped where it is not permitted, and fails under CI=true."""
+    import subprocess
+    d = tempfile.mkdtemp(prefix="gospool-tmpfs-")
+    try:
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", d],
+                           capture_output=True, text=True)
+        why = r.stderr.strip() if r.returncode else None
+    except OSError as e:
+        why = str(e)
+    if why is not None:
+        os.rmdir(d)
+        msg = "cannot mount a %s tmpfs to fill up (%s)" % (size, why)
+        if os.environ.get("CI") == "true":
+            case.fail(msg + "; CI must run the full-disk tests (as root)")
+        case.skipTest(msg)
+    case.addCleanup(os.rmdir, d)
+    case.addCleanup(subprocess.run, ["umount", "-l", d], check=True)
+    return d
+
+
+def fill_disk(d):
+    """Write a file in d until the filesystem is full; returns its path."""
+    import errno
+    path = os.path.join(d, "filler")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for chunk in (1 << 16, 4096):
+            try:
+                while True:
+                    os.write(fd, b"\0" * chunk)
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+    finally:
+        os.close(fd)
+    return path
+
+
 class RingReader:
     """Reads a ring file the way a consumer would, for tests in one process
     with no other consumer: records are marked done with plain stores."""
