@@ -146,6 +146,7 @@ _READY_BITS = STATE_READY << 24
 _SLEEPERS_U32 = OFF_SLEEPERS >> 2
 _SPOOLED_U64 = OFF_SPOOLED >> 3
 _crc32 = zlib.crc32
+_CHECK_NS = 100_000_000  # how often a pushing producer checks the file and its lock (_check_file)
 _clock_ns = time.clock_gettime_ns
 _MONOTONIC = time.CLOCK_MONOTONIC
 
@@ -382,7 +383,6 @@ def create_file(path, g, *, allocate=True):
 # Python hooks). It holds a random token per process; a lane taken under
 # another token belongs to an ancestor. Where madvise refuses, the pid is
 # the token.
-_CHECK_NS = 100_000_000  # how often a pushing producer checks the file (_check_file)
 _MADV_WIPEONFORK = 18
 try:
     _fork_page = mmap.mmap(-1, mmap.PAGESIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
@@ -468,7 +468,10 @@ def _allocate(fd, size):
     writes spool files, and gets a clear ENOSPC there)."""
     st = os.fstat(fd)
     if st.st_blocks * 512 >= size:
-        return  # allocated (metadata blocks count too, so this is a hint; fallocate below is exact)
+        # Every page has its block. (Where st_blocks counts metadata blocks
+        # too, ext4's extent tree, a ring with a few holes among many
+        # extents could pass: only an old, much-used sparse ring.)
+        return
     missing = size - st.st_blocks * 512
     try:
         vfs = os.fstatvfs(fd)
@@ -489,6 +492,8 @@ def _allocate(fd, size):
             raise NoSpaceError("no space left on device for its %d bytes (%s); tasks go to spool files"
                                % (size, os.strerror(err)))
         # EOPNOTSUPP and the like: the filesystem cannot; use the ring as it is.
+
+
 _rings = weakref.WeakSet()
 _registry = {}  # (st_dev, st_ino) -> Ring
 _registry_lock = threading.Lock()
@@ -514,7 +519,8 @@ def _note_spooled(e, lane, seq):
 
 def open_ring(path, *, sync=False):
     """The process's Ring for the file at path, opened on first use. One
-    Ring per file per process: see the module doc for why."""
+    Ring per file per process: its threads share one lane (each Ring takes
+    its own, as a process would)."""
     st = os.stat(path)
     key = (st.st_dev, st.st_ino)
     with _registry_lock:
@@ -609,7 +615,11 @@ class Ring:
             raise NoLane("every ring lane is taken by another producer process")
         token = _process_token()
         if self._fd_token != token:
-            self._renew_fd(token)
+            try:
+                self._renew_fd(token)
+            except OSError as e:
+                self._no_lane_at = now
+                raise NoLane("ring %s: opening it again in this forked process: %s" % (self.path, e)) from e
         for lane in range(self.geometry.lanes):
             base = self._lane_base(lane)
             try:
