@@ -870,8 +870,9 @@ class TestCFork(RingCase):
         r = self.ring()
         r.push(b"parent-0")
         rfd, wfd = os.pipe()
-        libc = ctypes.CDLL(None, use_errno=True)
-        pid = libc.fork()
+        # PyDLL: the GIL stays held across fork(), as in a C program (a
+        # CDLL call releases it, and another thread could hold it at the fork).
+        pid = ctypes.PyDLL(None).fork()
         if pid == 0:
             try:
                 out = repr(r.push(b"child-0")).encode()
