@@ -792,7 +792,7 @@ func TestPythonProducerKilledMidWrite(t *testing.T) {
 			v.cmd.Process.Signal(syscall.SIGKILL)
 			v.cmd.Wait()
 			// What a master does when it reaps a producer: the kernel dropped
-			// the Python process's POSIX lock, so the lane is recovered.
+			// the Python process's OFD lock, so the lane is recovered.
 			wantTorn := 0
 			if tc.torn {
 				wantTorn = 1

@@ -9,7 +9,7 @@ import (
 // InstallAll is the one command that installs every program and module the
 // tests need beyond Go (Debian package names). The README and .ci/run give
 // the same line.
-const InstallAll = "apt-get install uwsgi-core uwsgi-plugin-python3 python3-uwsgidecorators"
+const InstallAll = "apt-get install uwsgi-core uwsgi-plugin-python3 python3-uwsgidecorators curl"
 
 // uwsgiPython3Plugin is where Debian's uwsgi-plugin-python3 puts the plugin
 // that `--plugin python3` loads.

@@ -1,6 +1,7 @@
 package ini
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -9,41 +10,65 @@ import (
 // expandAll runs uWSGI's passes over every value not applied at parse time:
 // first $(ENV) over all of them, then @(file) (refused), then %(name).
 // A reference that cannot be resolved (an unset variable, an unknown
-// placeholder) stays as written, as in uWSGI.
-func (l *loader) expandAll() error {
+// placeholder) stays as written, as in uWSGI. A value that cannot be
+// expanded is noted as an error and its option left out.
+func (l *loader) expandAll() {
+	drop := func(e *entry, err error) {
+		l.note(lineErr(e.Option, "%v", err))
+		e.hidden, e.expand = true, false
+	}
 	for i := range l.entries {
-		if e, o := &l.entries[i], l.entries[i].Option; e.expand {
+		if e := &l.entries[i]; e.expand && !l.full() {
+			orig := e.Value
 			if err := expandRefs(&e.Value, '$', os.LookupEnv); err != nil {
-				return lineErr(o, "%v", err)
+				e.Value = orig
+				drop(e, err)
 			}
 		}
 	}
-	for _, e := range l.entries {
+	for i := range l.entries {
 		var ref string
-		if e.expand {
+		if e := &l.entries[i]; e.expand && !l.full() {
 			expandRefs(&e.Value, '@', func(k string) (string, bool) {
 				if ref == "" {
 					ref = k
 				}
 				return "", false
 			})
-		}
-		if ref != "" {
-			return lineErr(e.Option, "@(%s): reading values from files is not supported", ref)
+			if ref != "" {
+				drop(e, fmt.Errorf("@(%s): reading values from files is not supported", ref))
+			}
 		}
 	}
+	runaway := false
 	for i := range l.entries {
-		if e, o := &l.entries[i], l.entries[i].Option; e.expand {
-			if err := expandRefs(&e.Value, '%', l.placeholder); err != nil {
-				return lineErr(o, "%v", err)
-			}
-			if l.exprErr != "" {
-				return lineErr(o, "%%(%s): placeholder expressions are not supported", l.exprErr)
-			}
+		e := &l.entries[i]
+		switch {
+		case !e.expand:
+			continue
+		case runaway || l.full():
+			// Not expanded, so not known: left out, without a message
+			// each (the values after a runaway one usually take part in
+			// the same loop, and each would cost as much to find so).
+			e.hidden = true
+			continue
+		}
+		orig := e.Value
+		err := expandRefs(&e.Value, '%', l.placeholder)
+		if err == nil && l.exprErr != "" {
+			err = fmt.Errorf("%%(%s): placeholder expressions are not supported", l.exprErr)
+		}
+		l.exprErr = ""
+		if err != nil {
+			e.Value = orig
+			drop(e, err)
+			runaway = errors.Is(err, errRunaway)
 		}
 	}
-	return nil
 }
+
+// errRunaway: a value's expansion hit a bound below.
+var errRunaway = errors.New("does not end (does a value refer to itself?)")
 
 // Bounds on one value's expansion, so that a value that refers to itself,
 // or that doubles at every step, ends in an error instead of a hang: the
@@ -102,7 +127,7 @@ func expandRefs(v *string, sym byte, lookup func(key string) (string, bool)) err
 		substitutions++
 		copied += len(*v)
 		if substitutions > maxSubst || len(*v) > maxValue || copied > maxCopied {
-			return fmt.Errorf("expanding %c(...) does not end (does a value refer to itself?)", sym)
+			return fmt.Errorf("expanding %c(...) %w", sym, errRunaway)
 		}
 		from = restartAt
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -269,4 +270,40 @@ func uwsgiOptions(t *testing.T, bin, dir, path string) []string {
 		}
 	}
 	return lines
+}
+
+// TestNeighbours: no real uWSGI option is taken for a typo of one of
+// ours, and uwsgiNeighbours names only real options. The options are those
+// uwsgi --help lists, with the python3 plugin's when it loads.
+func TestNeighbours(t *testing.T) {
+	bin := testproc.NeedUWSGI(t)
+	real := map[string]bool{}
+	for _, args := range [][]string{{"--help"}, {"--plugin", "python3", "--help"}} {
+		out, _ := exec.Command(bin, args...).Output() // --help exits 1 on some builds
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 0 || !strings.HasPrefix(f[0], "-") {
+				continue
+			}
+			// "-s|--socket" or "--spooler-import"
+			for _, name := range strings.Split(f[0], "|") {
+				if strings.HasPrefix(name, "--") {
+					real[strings.TrimPrefix(name, "--")] = true
+				}
+			}
+		}
+	}
+	if !real["spooler-processes"] || !real["socket"] {
+		t.Fatalf("uwsgi --help lists %d options, not spooler-processes and socket; its format changed?", len(real))
+	}
+	for opt := range real {
+		if near := closest(opt); len(near) > 0 && !slices.Contains(near, opt) {
+			t.Errorf("the uWSGI option %q would be taken for a typo of %v: add it to uwsgiNeighbours", opt, near)
+		}
+	}
+	for opt := range uwsgiNeighbours {
+		if !real[opt] {
+			t.Errorf("uwsgiNeighbours lists %q, which uwsgi --help does not", opt)
+		}
+	}
 }
