@@ -64,6 +64,7 @@ type result struct {
 	Crashes         int            `json:"crashes"`
 	DeadLetters     int            `json:"dead_letters"`
 	TornFiles       int            `json:"torn_spool_files"` // never acknowledged: see spoolFiles
+	TempFiles       int            `json:"stale_temp_files"` // the same
 	DrainMS         int64          `json:"drain_ms"`
 	HandoffBeforeUS float64        `json:"handoff_p50_before_us"`
 	HandoffAfterUS  []float64      `json:"handoff_p50_after_us"`
@@ -218,8 +219,8 @@ func TestChaos(t *testing.T) {
 		}
 		var err error
 		state, err = readRing(dir)
-		files, torn := spoolFiles(dir)
-		res.TornFiles = torn
+		files, torn, temp := spoolFiles(dir)
+		res.TornFiles, res.TempFiles = torn, temp
 		if err == nil && c.masterPid() != 0 && len(rec.pending()) == 0 && state.Ready+state.Claimed == 0 && files == 0 {
 			break
 		}

@@ -333,13 +333,18 @@ func readRing(dir string) (ringState, error) {
 }
 
 // spoolFiles counts the uWSGI spool files waiting in dir (spills and
-// retries), and apart those that do not hold a whole task: a producer
-// killed between creating a file and writing it leaves it empty, and the
-// spooler quarantines it only a minute later (it cannot tell a dead writer
-// from a slow one). Such a task was never acknowledged.
-func spoolFiles(dir string) (tasks, torn int) {
+// retries); apart, those that do not hold a whole task (a writer killed
+// between creating a file and writing it leaves it empty, and the spooler
+// quarantines it only a minute later: it cannot tell a dead writer from a
+// slow one), and the temporary files of the Python writer, which writes a
+// hidden file and links it into place. Neither was ever acknowledged.
+func spoolFiles(dir string) (tasks, torn, temp int) {
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".gospool-writing-") {
+			temp++ // python/gospool/_spoolfile.py's, left by a killed writer
+			continue
+		}
 		if !strings.HasPrefix(e.Name(), "uwsgi_spoolfile_on_") {
 			continue
 		}
@@ -349,7 +354,7 @@ func spoolFiles(dir string) (tasks, torn int) {
 			tasks++
 		}
 	}
-	return tasks, torn
+	return tasks, torn, temp
 }
 
 // deadLetters are the ids of the tasks moved to DIR/gospool-dead (none
