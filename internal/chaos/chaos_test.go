@@ -105,8 +105,83 @@ func TestChaos(t *testing.T) {
 		seed = uint64(time.Now().UnixNano())%1_000_000_000 + 1
 	}
 	fmt.Printf("chaos seed %d (again: go test ./internal/chaos -run TestChaos -chaos.seed %d -v)\n", seed, seed)
-	rnd := rand.New(rand.NewPCG(seed, 0))
+	began := time.Now()
+	phase := func(what string) { t.Logf("%5.1fs %s", time.Since(began).Seconds(), what) }
 
+	c := newCluster(t, python, seed)
+	phase("built; the master starts")
+	c.waitAttached(t)
+	rec := newRecords()
+	res := &result{Seed: seed, DurationS: durationFlag.Seconds()}
+	c.probe(t, rec, "warm", 10) // the runners' first tasks are slower
+	before := c.probe(t, rec, "before", probes)
+	res.HandoffBeforeUS = us(before)
+
+	phase("probed; the load and the kills")
+	c.startProducers() // and the Go workers: the stop file goes
+	c.chaos(rand.New(rand.NewPCG(seed, 0)), *durationFlag)
+	phase("the kills are over; the load stops")
+	if err := c.stopProducers(); err != nil {
+		t.Error(err)
+	}
+	c.cleanMaster()
+
+	phase("draining")
+	drainStart := time.Now()
+	if err := c.drain(rec, res); err != nil {
+		t.Error(err)
+	}
+	res.DrainMS = time.Since(drainStart).Milliseconds()
+	c.waitAttached(t)
+	phase("drained; the ring at rest?")
+	res.Ring = c.settle(t)
+	if st, err := ringStats(c.dir); err == nil {
+		res.Spooled, res.Spilled, res.Corrupt = st.Spooled, st.Spilled, st.Corrupt
+	}
+
+	phase("the hand-off after")
+	bar := 2*before + latencySlack
+	for i := range probeTries {
+		after := c.probe(t, rec, "after"+strconv.Itoa(i), probes)
+		res.HandoffAfterUS = append(res.HandoffAfterUS, us(after))
+		if after <= bar {
+			break
+		}
+		time.Sleep(time.Duration(i+1) * time.Second)
+	}
+
+	phase("the accounting")
+	v, crashes := c.account(t, rec, res)
+	line, _ := json.Marshal(res)
+	fmt.Println(string(line))
+
+	report := func(what string, items []string) {
+		if len(items) == 0 {
+			return
+		}
+		if len(items) > 20 {
+			items = append(items[:20], fmt.Sprintf("... and %d more", len(items)-20))
+		}
+		t.Errorf("%s (seed %d):\n  %s", what, seed, strings.Join(items, "\n  "))
+	}
+	report("lost: acknowledged tasks that never ran", v.Lost)
+	report("torn or garbage runs", v.Torn)
+	report("unexplained duplicate runs", v.Unexplained)
+	report("spool calls that failed by themselves", v.ProducerErrors)
+	report("crashes", crashes)
+	if !res.Ring.settled() {
+		t.Errorf("the ring did not settle (seed %d): %+v; want nothing ready or claimed and sleepers = sleeping consumers", seed, res.Ring)
+	}
+	if last := res.HandoffAfterUS[len(res.HandoffAfterUS)-1]; last > us(bar) {
+		t.Errorf("hand-off p50 after the chaos %v us in %d tries, before %v us: over 2x + %v (seed %d)",
+			res.HandoffAfterUS, probeTries, res.HandoffBeforeUS, latencySlack, seed)
+	}
+}
+
+// newCluster builds the programs, makes the spool directory and its small
+// ring, and starts the master, with the load held back (LOGS/stop exists).
+// Everything lives in a temporary directory, or -chaos.keep's.
+func newCluster(t *testing.T, python string, seed uint64) *cluster {
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
@@ -118,9 +193,6 @@ func TestChaos(t *testing.T) {
 	tmp := t.TempDir()
 	if *keepFlag != "" {
 		tmp = *keepFlag
-		if err := os.MkdirAll(tmp, 0o700); err != nil {
-			t.Fatal(err)
-		}
 		t.Logf("keeping the run in %s", tmp)
 	}
 	dir, logs := filepath.Join(tmp, "spool"), filepath.Join(tmp, "logs")
@@ -129,10 +201,6 @@ func TestChaos(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	began := time.Now()
-	phase := func(what string) { t.Logf("%5.1fs %s", time.Since(began).Seconds(), what) }
-	gospool, worker := build(t, root, filepath.Join(tmp, "bin"))
-	phase("built")
 	// The ring, made small before the master starts: the master opens the
 	// file it finds, whatever its geometry.
 	r, err := ring.Create(filepath.Join(dir, ring.FileName), ring.Options{Geometry: geometry})
@@ -140,35 +208,32 @@ func TestChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Close()
-	stopFile := filepath.Join(logs, "stop")
-	if err := os.WriteFile(stopFile, nil, 0o600); err != nil { // no load yet
+	if err := os.WriteFile(filepath.Join(logs, "stop"), nil, 0o600); err != nil { // no load yet
 		t.Fatal(err)
 	}
-
-	c := &cluster{t: t, gospool: gospool, worker: worker, dir: dir, logs: logs, root: root, testdata: testdata,
-		python: python, seed: seed, kills: newKills(openLog(t, filepath.Join(tmp, "chaos.out"))), producers: map[int]int{},
-		masterLog:   openLog(t, filepath.Join(tmp, "master.out")),
-		producerLog: openLog(t, filepath.Join(tmp, "producers.out")),
+	gospool, worker := build(t, root, filepath.Join(tmp, "bin"))
+	c := &cluster{t: t, gospool: gospool, worker: worker, python: python, dir: dir, logs: logs, root: root,
+		testdata: testdata, seed: seed, producers: map[int]int{},
 		env: append(os.Environ(), "CHAOS_LOGS="+logs, "CHAOS_SEED="+strconv.FormatUint(seed, 10),
 			"PYTHONPATH="+filepath.Join(root, "python"), "PYTHONDONTWRITEBYTECODE=1",
 			// A -race binary sleeps a second at exit unless told not to.
 			"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")),
-	}
-	showLogs := func() {
-		for _, f := range []string{"master.out", "producers.out"} {
-			b, _ := os.ReadFile(filepath.Join(tmp, f))
-			if len(b) > 8000 {
-				b = b[len(b)-8000:]
-			}
-			t.Logf("the end of %s:\n%s", f, b)
-		}
+		kills:       newKills(openLog(t, filepath.Join(tmp, "chaos.out"))),
+		masterLog:   openLog(t, filepath.Join(tmp, "master.out")),
+		producerLog: openLog(t, filepath.Join(tmp, "producers.out")),
 	}
 	c.goFailpoints, c.pyFailpoints = findFailpoints(root)
 	c.masterLog.onLine = c.parked
 	c.startMaster()
 	t.Cleanup(func() {
 		if t.Failed() {
-			showLogs()
+			for _, f := range []string{"master.out", "producers.out"} {
+				b, _ := os.ReadFile(filepath.Join(tmp, f))
+				if len(b) > 8000 {
+					b = b[len(b)-8000:]
+				}
+				t.Logf("the end of %s:\n%s", f, b)
+			}
 		}
 		c.stopProducers()
 		if pid := c.masterPid(); pid != 0 {
@@ -178,103 +243,71 @@ func TestChaos(t *testing.T) {
 		c.keepMaster = false
 		c.mu.Unlock()
 	})
-	consumers := func() int {
-		s, err := readRing(dir)
-		if err != nil {
-			return 0
-		}
-		return s.Consumers
-	}
-	testproc.WaitFor(t, 60*time.Second, "the spoolers attached to the ring", func() bool { return consumers() == spoolerProcesses })
+	return c
+}
 
-	phase("spoolers attached")
-	rec := newRecords()
-	res := result{Seed: seed, DurationS: durationFlag.Seconds()}
-	c.probe(t, rec, "warm", 10) // the runners' first tasks are slower
-	before := c.probe(t, rec, "before", probes)
-	res.HandoffBeforeUS = us(before)
+// waitAttached waits until every spooler process has a consumer entry.
+func (c *cluster) waitAttached(t *testing.T) {
+	testproc.WaitFor(t, 60*time.Second, "the spoolers attached to the ring", func() bool {
+		s, err := readRing(c.dir)
+		return err == nil && s.Consumers == spoolerProcesses
+	})
+}
 
-	// The chaos: the load, and a SIGKILL every 5-50 ms.
-	if err := os.Remove(stopFile); err != nil {
-		t.Fatal(err)
-	}
-	phase("probed before; chaos")
-	c.startProducers()
-	c.chaos(rnd, *durationFlag)
-	phase("chaos over; stopping the producers")
-	if err := c.stopProducers(); err != nil {
-		t.Error(err)
-	}
-	c.cleanMaster()
-
-	// The drain: every acknowledged task runs, the ring and the directory
-	// empty.
-	phase("draining")
-	drainStart := time.Now()
-	var state ringState
-	deadline := drainStart.Add(*drainFlag)
+// drain waits (-chaos.drain at most) until every acknowledged task ran,
+// nothing is ready or claimed in the ring, no spool file waits, and a
+// master runs.
+func (c *cluster) drain(rec *records, res *result) error {
+	deadline := time.Now().Add(*drainFlag)
 	for {
-		if err := rec.update(logs); err != nil {
-			t.Fatal(err)
+		if err := rec.update(c.logs); err != nil {
+			return err
 		}
-		var err error
-		state, err = readRing(dir)
-		files, torn, temp := spoolFiles(dir)
+		state, err := readRing(c.dir)
+		files, torn, temp := spoolFiles(c.dir)
 		res.TornFiles, res.TempFiles = torn, temp
 		if err == nil && c.masterPid() != 0 && len(rec.pending()) == 0 && state.Ready+state.Claimed == 0 && files == 0 {
-			break
+			return nil
 		}
 		if time.Now().After(deadline) {
-			t.Errorf("not drained %v after the chaos: %d acknowledged task(s) not run, %d spool file(s), ring %+v (err %v)",
+			return fmt.Errorf("not drained %v after the chaos: %d acknowledged task(s) not run, %d spool file(s), ring %+v (err %v)",
 				*drainFlag, len(rec.pending()), files, state, err)
-			break
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	res.DrainMS = time.Since(drainStart).Milliseconds()
-	testproc.WaitFor(t, 30*time.Second, "the spoolers attached again", func() bool { return consumers() == spoolerProcesses })
+}
 
-	phase("drained")
-	// The ring at rest: nothing ready or claimed, and the sleepers count
-	// equal to the consumers asleep (seen so three times in a row, 20 ms
-	// apart: a consumer waking for its tick changes both).
+// settle reads the ring until it is at rest (nothing ready or claimed, the
+// sleepers count equal to the consumers asleep) three times in a row, 20 ms
+// apart (a consumer waking for its tick changes both), or for 15 s, and
+// returns the last reading.
+func (c *cluster) settle(t *testing.T) ringState {
+	var state ringState
 	settled, start := 0, time.Now()
 	for settled < 3 && time.Since(start) < 15*time.Second {
 		time.Sleep(20 * time.Millisecond)
-		s, err := readRing(dir)
+		s, err := readRing(c.dir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		state = s
-		if s.settled() {
+		if state = s; s.settled() {
 			settled++
 		} else {
 			settled = 0
 		}
 	}
-	res.Ring = state
-	if st, err := ringStats(dir); err == nil {
-		res.Spooled, res.Spilled, res.Corrupt = st.Spooled, st.Spilled, st.Corrupt
-	}
+	return state
+}
 
-	phase("ring checked; probing")
-	// The hand-off after the chaos, back near its level before?
-	bar := 2*before + latencySlack
-	for i := range probeTries {
-		after := c.probe(t, rec, "after"+strconv.Itoa(i), probes)
-		res.HandoffAfterUS = append(res.HandoffAfterUS, us(after))
-		if after <= bar {
-			break
-		}
-		time.Sleep(time.Duration(i+1) * time.Second)
-	}
-
-	phase("probed after")
-	// The accounting.
-	if err := rec.update(logs); err != nil {
+// account reads the logs to the end, checks them against the kills, stops
+// the master, and fills res. It returns the verdict and the crashes: masters
+// that exited on their own or not cleanly, producers that died of anything
+// but our SIGKILL, a data race or a fault in the master's log.
+func (c *cluster) account(t *testing.T, rec *records, res *result) (verdict, []string) {
+	if err := rec.update(c.logs); err != nil {
 		t.Fatal(err)
 	}
-	dead := deadLetters(dir)
+	dead := deadLetters(c.dir)
 	killsByRole, killedAt, masterKills := c.kills.snapshot()
 	v := analyze(rec, killedAt, masterKills, dead)
 	res.Kills = killsByRole
@@ -293,37 +326,14 @@ func TestChaos(t *testing.T) {
 	if err := c.stopMaster(); err != nil {
 		crashes = append(crashes, err.Error())
 	}
-	out, _ := os.ReadFile(filepath.Join(tmp, "master.out"))
+	out, _ := os.ReadFile(c.masterLog.f.Name())
 	for _, bad := range []string{"WARNING: DATA RACE", "panic:", "fatal error:", "SIGBUS", "SIGSEGV"} {
 		if i := strings.Index(string(out), bad); i >= 0 {
 			crashes = append(crashes, fmt.Sprintf("the master's log says %q: %s", bad, excerpt(out, i)))
 		}
 	}
 	res.Crashes = len(crashes)
-	line, _ := json.Marshal(res)
-	fmt.Println(string(line))
-
-	report := func(what string, items []string) {
-		if len(items) == 0 {
-			return
-		}
-		if len(items) > 20 {
-			items = append(items[:20], fmt.Sprintf("... and %d more", len(items)-20))
-		}
-		t.Errorf("%s (seed %d):\n  %s", what, seed, strings.Join(items, "\n  "))
-	}
-	report("lost: acknowledged tasks that never ran", v.Lost)
-	report("torn or garbage runs", v.Torn)
-	report("unexplained duplicate runs", v.Unexplained)
-	report("spool calls that failed by themselves", v.ProducerErrors)
-	report("crashes", crashes)
-	if !state.settled() {
-		t.Errorf("the ring did not settle (seed %d): %+v; want nothing ready or claimed and sleepers = sleeping consumers", seed, state)
-	}
-	if last := res.HandoffAfterUS[len(res.HandoffAfterUS)-1]; last > us(bar) {
-		t.Errorf("hand-off p50 after the chaos %v us in %d tries, before %v us: over 2x + %v (seed %d)",
-			res.HandoffAfterUS, probeTries, res.HandoffBeforeUS, latencySlack, seed)
-	}
+	return v, crashes
 }
 
 func us(d time.Duration) float64 { return float64(d.Nanoseconds()/100) / 10 }
@@ -367,91 +377,4 @@ func (c *cluster) probe(t *testing.T, rec *records, phase string, n int) time.Du
 		return got >= n
 	})
 	return time.Duration(p50)
-}
-
-// chaos sends a SIGKILL every 5-50 ms, for d, to a process picked by role:
-// Python runners, commands the tasks started, Python producers, Go workers,
-// spoolers, and now and then (every 5 to 15 s) the master, which the
-// cluster restarts. A victim must have lived for a time drawn at random in
-// its role's range: that bounds each role's kill rate (a spooler's about
-// one every 1.6 s, each of them, so the master's respawn throttle, a 2 s
-// pause after more quick deaths than spoolers, only trips now and then) and
-// lets the processes get work done between kills. A tick without an old
-// enough victim kills nothing.
-func (c *cluster) chaos(rnd *rand.Rand, d time.Duration) {
-	roles := []struct {
-		role           string
-		weight         int
-		minAge, maxAge time.Duration // the victim's least age, drawn in [minAge, maxAge)
-	}{
-		{roleRunner, 25, 200 * time.Millisecond, 2 * time.Second},
-		{roleExec, 25, 0, time.Millisecond}, // they live 50-110 ms
-		{roleProducer, 30, 100 * time.Millisecond, 1500 * time.Millisecond},
-		{roleWorker, 10, 500 * time.Millisecond, 3 * time.Second},
-		{roleSpooler, 10, 1500 * time.Millisecond, 5 * time.Second},
-	}
-	total := 0
-	for _, r := range roles {
-		total += r.weight
-	}
-	roleOf := map[int]string{}
-	firstSeen := map[int]time.Time{}
-	end := time.Now().Add(d)
-	nextMaster := time.Now().Add(time.Duration(5+rnd.IntN(10)) * time.Second)
-	for time.Now().Before(end) {
-		time.Sleep(time.Duration(5+rnd.IntN(46)) * time.Millisecond)
-		if !*killsFlag {
-			continue
-		}
-		tab := procTable()
-		mp := c.masterPid()
-		byRole := classify(tab, mp, roleOf)
-		for _, p := range c.producerPids() {
-			if _, ok := tab[p]; ok {
-				byRole[roleProducer] = append(byRole[roleProducer], p)
-			}
-		}
-		now := time.Now()
-		for _, pids := range byRole {
-			for _, p := range pids {
-				if _, ok := firstSeen[p]; !ok {
-					firstSeen[p] = now
-				}
-			}
-		}
-		if mp != 0 && now.After(nextMaster) {
-			// Half of the masters run with a Go failpoint, for 2 to 4 s.
-			next := ""
-			if len(c.goFailpoints) > 0 && rnd.IntN(2) == 0 {
-				next = c.goFailpoints[rnd.IntN(len(c.goFailpoints))]
-			}
-			c.killMaster(tab, next)
-			nextMaster = now.Add(time.Duration(5+rnd.IntN(10)) * time.Second)
-			if next != "" {
-				// Short: its workers' respawn storm trips the master's
-				// respawn throttle, which holds the spoolers' respawns too.
-				nextMaster = now.Add(time.Duration(2000+rnd.IntN(2000)) * time.Millisecond)
-			}
-			continue
-		}
-		x := rnd.IntN(total)
-		i := 0
-		for x >= roles[i].weight {
-			x -= roles[i].weight
-			i++
-		}
-		role := roles[i].role
-		minAge := roles[i].minAge + time.Duration(rnd.Int64N(int64(roles[i].maxAge-roles[i].minAge)))
-		var old []int
-		for _, p := range byRole[role] {
-			if now.Sub(firstSeen[p]) >= minAge {
-				old = append(old, p)
-			}
-		}
-		if len(old) == 0 {
-			continue
-		}
-		victim := old[rnd.IntN(len(old))]
-		c.kills.kill(role, victim, descendants(children(tab), victim))
-	}
 }

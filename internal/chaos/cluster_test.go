@@ -62,56 +62,6 @@ func build(t *testing.T, root, dir string) (gospool, worker string) {
 	return gospool, worker
 }
 
-// kills records every SIGKILL the harness sent, and when: a duplicate run is
-// explained when the process that ran the task first, or its spooler, was
-// killed after that run started.
-type kills struct {
-	mu     sync.Mutex
-	log    *lockedFile // one line per kill: CLOCK_MONOTONIC ns, role, pid, the others killed with it
-	byRole map[string]int
-	at     map[int]int64 // pid -> CLOCK_MONOTONIC of its first kill (ns)
-	master []int64       // when the master was killed
-}
-
-func newKills(log *lockedFile) *kills {
-	return &kills{log: log, byRole: map[string]int{}, at: map[int]int64{}}
-}
-
-// kill SIGKILLs pid and notes it, with the processes that die with it
-// (their parent-death signal) as killed at the same time.
-func (k *kills) kill(role string, pid int, with []int) {
-	now := monoNow()
-	if !sigkill(pid) {
-		return
-	}
-	k.log.printf("%d kill %s %d %v\n", now, role, pid, with)
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.byRole[role]++
-	for _, p := range append(with, pid) {
-		if _, ok := k.at[p]; !ok {
-			k.at[p] = now
-		}
-	}
-	if role == roleMaster {
-		k.master = append(k.master, now)
-	}
-}
-
-func (k *kills) snapshot() (byRole map[string]int, at map[int]int64, master []int64) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	byRole = map[string]int{}
-	for r, n := range k.byRole {
-		byRole[r] = n
-	}
-	at = map[int]int64{}
-	for p, ts := range k.at {
-		at[p] = ts
-	}
-	return byRole, at, append([]int64(nil), k.master...)
-}
-
 // cluster is the master (restarted when it dies) and the Python producers
 // (restarted while the load runs) of one chaos run.
 type cluster struct {
@@ -360,11 +310,15 @@ func (c *cluster) stopMaster() error {
 	return nil
 }
 
-// startProducers starts the Python producers, each restarted whenever it
-// exits until stopProducers. One start in eight parks at a failpoint
+// startProducers starts the load: it removes LOGS/stop, which the Go
+// workers watch, and starts the Python producers, each restarted whenever
+// it exits until stopProducers. One start in eight parks at a failpoint
 // (GOSPOOL_FAILPOINT: the steps of the ring's push in
 // python/gospool/_ring.py) and is killed there.
 func (c *cluster) startProducers() {
+	if err := os.Remove(filepath.Join(c.logs, "stop")); err != nil {
+		c.t.Fatal(err)
+	}
 	c.mu.Lock()
 	c.loadOn = true
 	c.mu.Unlock()
