@@ -48,7 +48,7 @@ type Pending struct {
 // List returns every pending task of the spool directory dir: the ring's
 // records, the spool files (including those of priority directories, which
 // only ordered spoolers run) and the dead ones. It changes nothing and
-// needs only read access.
+// needs only read access. A damaged ring (ring.IsDamaged) is skipped.
 func List(dir string) ([]Pending, error) {
 	abs, err := filepath.Abs(dir)
 	if err == nil {
@@ -70,6 +70,9 @@ func List(dir string) ([]Pending, error) {
 		}
 		r.Close()
 	case errors.Is(err, fs.ErrNotExist):
+	case ring.IsDamaged(err):
+		// Its records cannot be listed until a master salvages them into
+		// spool files (see ring.SalvageFile); the files still can be.
 	default:
 		return nil, err
 	}

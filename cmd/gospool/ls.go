@@ -8,6 +8,7 @@ import (
 
 	"github.com/gospool/gospool/master/scoreboard"
 	"github.com/gospool/gospool/spooler"
+	"github.com/gospool/gospool/spooler/ring"
 )
 
 const lsHelp = `List every pending task of the spool directory DIR, one per line: those in
@@ -51,6 +52,11 @@ func cmdLs(_ context.Context, a *app, args []string) error {
 	list, err := spooler.List(dir)
 	if err != nil {
 		return err
+	}
+	if r, err := ring.Open(filepath.Join(dir, ring.FileName), ring.Options{ReadOnly: true}); err == nil {
+		r.Close()
+	} else if ring.IsDamaged(err) {
+		fmt.Fprintf(a.stderr, "gospool ls: %s; its tasks are not listed\n", ringDamaged(filepath.Join(dir, ring.FileName), err))
 	}
 	findRunners(dir, list)
 	for _, p := range list {
