@@ -23,7 +23,9 @@ included) and its dead letters, each with its state:
   dead               out of retries (--spooler-max-retries); its last error follows
 
 A file in a priority directory is listed as PRIORITY/NAME; as in uWSGI, only
-spoolers started with --spooler-ordered run those.
+spoolers started with --spooler-ordered run those. The tasks of a damaged
+ring are not listed (a warning says so): gospool run saves them as spool
+files when it starts.
 
 Nothing is changed. --json prints one JSON object per task (JSON Lines):
   {"where": "ring"|"file", "name", "path", "state", "at", "attempt", "pid",
