@@ -1,7 +1,6 @@
 package master
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -11,7 +10,7 @@ import (
 )
 
 // openRing opens or creates the ring of the spool directory dir. A damaged
-// ring (see ring.IsDamaged) does not stop the master: it is moved aside,
+// ring (see ring.Damaged) does not stop the master: it is moved aside,
 // every task in it that still checks out is written as a uWSGI spool file
 // in dir, as a spill would be, and a fresh ring takes its place. One log
 // line says how many tasks were saved and how many were not.
@@ -21,7 +20,8 @@ import (
 func (m *master) openRing(dir string, opts ring.Options) (*ring.Ring, error) {
 	path := filepath.Join(dir, ring.FileName)
 	r, err := ring.Create(path, opts)
-	if err == nil || !ring.IsDamaged(err) {
+	what, damaged := ring.Damaged(path, err)
+	if err == nil || !damaged {
 		return r, err
 	}
 	cause := err
@@ -47,7 +47,7 @@ func (m *master) openRing(dir string, opts ring.Options) (*ring.Ring, error) {
 	// `gospool stats` shows them.
 	r.Add(ring.Corrupt, uint64(rep.Lost))
 	line := fmt.Sprintf("master: ring %s was damaged (%s): moved to %s; %d task(s) in it saved as spool files, %d lost",
-		path, damage(cause), filepath.Base(rep.MovedTo), rep.Saved, rep.Lost)
+		path, what, filepath.Base(rep.MovedTo), rep.Saved, rep.Lost)
 	switch {
 	case serr != nil:
 		line += fmt.Sprintf(" (reading it stopped early: %v)", serr)
@@ -58,15 +58,4 @@ func (m *master) openRing(dir string, opts ring.Options) (*ring.Ring, error) {
 	}
 	m.cfg.Logger.Print(line + "; a fresh ring replaces it")
 	return r, nil
-}
-
-// damage names what is wrong with a ring Open refused, without the advice
-// the error carries (which the salvage has just followed).
-func damage(err error) string {
-	for _, e := range []error{ring.ErrCorruptHeader, ring.ErrTruncated, ring.ErrNotRing} {
-		if errors.Is(err, e) {
-			return e.Error()
-		}
-	}
-	return err.Error()
 }

@@ -55,10 +55,11 @@ func cmdLs(_ context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	if r, err := ring.Open(filepath.Join(dir, ring.FileName), ring.Options{ReadOnly: true}); err == nil {
+	ringPath := filepath.Join(dir, ring.FileName)
+	if r, err := ring.Open(ringPath, ring.Options{ReadOnly: true}); err == nil {
 		r.Close()
-	} else if ring.IsDamaged(err) {
-		fmt.Fprintf(a.stderr, "gospool ls: %s; its tasks are not listed\n", ringDamaged(filepath.Join(dir, ring.FileName), err))
+	} else if what, damaged := ring.Damaged(ringPath, err); damaged {
+		fmt.Fprintln(a.stderr, "gospool ls: "+ringDamaged(ringPath, what, "; its tasks are not listed"))
 	}
 	findRunners(dir, list)
 	for _, p := range list {

@@ -68,18 +68,19 @@ func TestRunSalvagesDamagedRing(t *testing.T) {
 	if _, err := w.Write(task.New("id", "file")); err != nil {
 		t.Fatal(err)
 	}
-	// 8 bytes of the header's geometry overwritten.
+	// 8 bytes of the header overwritten: the version and the header size,
+	// so that the file also looks like a ring of another version.
 	f, err := os.OpenFile(ringPath, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt([]byte("\xde\xad\xbe\xef\xde\xad\xbe\xef"), 16); err != nil {
+	if _, err := f.WriteAt([]byte("\xde\xad\xbe\xef\xde\xad\xbe\xef"), 8); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
 
 	ls := gospool(t, "ls", "--spooler", dir).mustSucceed(t)
-	if !strings.Contains(ls.stdout, spoolfile.Prefix) || !strings.Contains(ls.stderr, "is damaged (ring header is corrupt)") {
+	if !strings.Contains(ls.stdout, spoolfile.Prefix) || !strings.Contains(ls.stderr, "is damaged (ring header is corrupt") || strings.Count(ls.stderr, "\n") != 1 {
 		t.Errorf("ls on a damaged ring:\nstdout: %s\nstderr: %s", ls.stdout, ls.stderr)
 	}
 	var doc struct {
@@ -113,7 +114,7 @@ func TestRunSalvagesDamagedRing(t *testing.T) {
 	if len(moved) != 1 {
 		t.Fatalf("moved aside: %q, want one %s.corrupt-TIME", moved, ringPath)
 	}
-	logLine := regexp.MustCompile(`(?m)^master: ring \S+ was damaged \(ring header is corrupt\): moved to ` +
+	logLine := regexp.MustCompile(`(?m)^master: ring \S+ was damaged \(ring header is corrupt: its version and its checksum are both wrong\): moved to ` +
 		regexp.QuoteMeta(filepath.Base(moved[0])) + `; 3 task\(s\) in it saved as spool files, 0 lost; a fresh ring replaces it$`)
 	if n := len(logLine.FindAllString(run.stderr.String(), -1)); n != 1 || strings.Count(run.stderr.String(), "damaged") != 1 {
 		t.Errorf("%d salvage log lines, want one:\n%s", n, run.stderr)

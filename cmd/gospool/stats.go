@@ -71,6 +71,7 @@ func cmdStats(_ context.Context, a *app, args []string) error {
 	var st *ring.Stats
 	doc := statsDoc{Dir: dir}
 	r, err := ring.Open(path, ring.Options{ReadOnly: true})
+	what, damaged := ring.Damaged(path, err)
 	switch {
 	case err == nil:
 		defer r.Close()
@@ -79,8 +80,8 @@ func cmdStats(_ context.Context, a *app, args []string) error {
 		st, doc.Ring = &s, &rs
 	case errors.Is(err, fs.ErrNotExist):
 		doc.RingError = fmt.Sprintf("no gospool ring in %s: no gospool spooler has served it yet (start one with gospool run --spooler %s)", dir, dir)
-	case ring.IsDamaged(err):
-		doc.RingError = ringDamaged(path, err)
+	case damaged:
+		doc.RingError = ringDamaged(path, what, "")
 	default:
 		return err
 	}
@@ -168,19 +169,12 @@ type statsDoc struct {
 	Master    *masterDoc  `json:"master,omitempty"`
 }
 
-// ringDamaged is what ls and stats say about a ring that ring.Open refused
-// as damaged (ring.IsDamaged). Not the error's own advice, to remove the
-// file: a master moves it aside and saves the tasks in it.
-func ringDamaged(path string, err error) string {
-	what := err.Error()
-	for _, e := range []error{ring.ErrCorruptHeader, ring.ErrTruncated, ring.ErrNotRing} {
-		if errors.Is(err, e) {
-			what = e.Error()
-			break
-		}
-	}
-	return fmt.Sprintf("%s is damaged (%s); its tasks run once gospool run --spooler %s (re)starts: "+
-		"its master moves the file aside and saves them as spool files", path, what, filepath.Dir(path))
+// ringDamaged is what ls and stats say about a ring that ring.Damaged
+// says is damaged, with note after the damage. Not ring.Open's advice, to
+// remove the file: a master moves it aside and saves the tasks in it.
+func ringDamaged(path, what, note string) string {
+	return fmt.Sprintf("%s is damaged (%s)%s: gospool run --spooler %s saves the tasks in it as spool files when it (re)starts",
+		path, what, note, filepath.Dir(path))
 }
 
 // printRing writes the text form of a ring's stats.

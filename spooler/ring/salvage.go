@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"os"
 	"runtime/debug"
@@ -44,13 +45,38 @@ type SalvageReport struct {
 	SaveErr error
 }
 
-// IsDamaged reports whether err, from [Open] or [Create], says that the
-// file in the ring's place is damaged: a corrupt header, a truncated file,
-// or a file whose magic is gone. [SalvageFile] applies to such a file. A
-// ring of another version is not damaged: a process of another gospool
-// release may be using it.
-func IsDamaged(err error) bool {
-	return errors.Is(err, ErrCorruptHeader) || errors.Is(err, ErrTruncated) || errors.Is(err, ErrNotRing)
+// Damaged tells whether the file at path, which [Open] or [Create] refused
+// with err, is a damaged ring that [SalvageFile] applies to, and if so
+// what is wrong with it, in a few words for a log line. Damaged are a
+// corrupt header, a truncated file, a file whose magic is gone, and a
+// header whose version is not this one's while its checksum fails too: no
+// gospool release writes that (version 1 checksummed the same bytes with
+// CRC-32C), so the version field is damaged, not another release's. A ring
+// that really is of another version is not damaged: a process of another
+// gospool release may be using it.
+func Damaged(path string, err error) (what string, ok bool) {
+	for _, e := range []error{ErrCorruptHeader, ErrTruncated, ErrNotRing} {
+		if errors.Is(err, e) {
+			return e.Error(), true
+		}
+	}
+	if !errors.Is(err, ErrVersion) {
+		return "", false
+	}
+	f, oerr := os.Open(path)
+	if oerr != nil {
+		return "", false
+	}
+	defer f.Close()
+	h := make([]byte, offChecksum+4)
+	if _, rerr := io.ReadFull(f, h); rerr != nil {
+		return "", false
+	}
+	sum := binary.LittleEndian.Uint32(h[offChecksum:])
+	if sum == crc32.ChecksumIEEE(h[:checksummed]) || sum == crc32.Checksum(h[:checksummed], crc32.MakeTable(crc32.Castagnoli)) {
+		return "", false
+	}
+	return ErrCorruptHeader.Error() + ": its version and its checksum are both wrong", true
 }
 
 // SalvageFile moves the ring file at path aside, to

@@ -117,6 +117,7 @@ func TestSalvageDamagedHeader(t *testing.T) {
 		{"8 bytes of geometry", Geometry{}, func(b []byte) { copy(b[offLanes:], "\xde\xad\xbe\xef\xde\xad\xbe\xef") }},
 		{"checksum only", Geometry{}, func(b []byte) { b[offChecksum] ^= 0xff }},
 		{"magic", Geometry{}, func(b []byte) { copy(b[offMagic:], "XXXXXXXX") }},
+		{"version and header size", Geometry{}, func(b []byte) { copy(b[offVersion:], "\xde\xad\xbe\xef\xde\xad\xbe\xef") }},
 		// Geometry fields that validate but are wrong: the records decide.
 		{"plausible wrong geometry", Geometry{}, func(b []byte) { le.PutUint32(b[offSlots:], 16); le.PutUint32(b[offLaneBytes:], 8192) }},
 		{"whole header page zeroed", Geometry{}, func(b []byte) { clear(b[:headerSize]) }},
@@ -126,8 +127,9 @@ func TestSalvageDamagedHeader(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path, want := ringImage(t, salvageGeometry)
 			damageFile(t, path, tc.damage)
-			if _, err := Open(path, Options{}); !IsDamaged(err) {
-				t.Fatalf("Open of the damaged ring: %v, want an error IsDamaged accepts", err)
+			_, err := Open(path, Options{})
+			if what, ok := Damaged(path, err); !ok || !strings.HasPrefix(what, "ring header is corrupt") && what != ErrNotRing.Error() {
+				t.Fatalf("Open of the damaged ring: %v; Damaged says %q, %v", err, what, ok)
 			}
 			rep, got := salvageAll(t, path, tc.hint)
 			if !slices.Equal(got, want) {
@@ -324,5 +326,35 @@ func TestSalvagePayloadsCheck(t *testing.T) {
 	slices.Sort(got)
 	if n != len(want) || !slices.Equal(got, want) {
 		t.Errorf("saved %q, want %q", got, want)
+	}
+}
+
+// A ring of another version is not damaged, whichever of the two checksums
+// its release used, and nothing moves it; other refusals are not damage
+// either.
+func TestDamagedSparesOtherVersions(t *testing.T) {
+	le := binary.LittleEndian
+	for _, v := range []struct {
+		version uint32
+		table   *crc32.Table
+	}{{1, crc32.MakeTable(crc32.Castagnoli)}, {3, crc32.IEEETable}} {
+		path, _ := ringImage(t, salvageGeometry)
+		damageFile(t, path, func(b []byte) {
+			le.PutUint32(b[offVersion:], v.version)
+			le.PutUint32(b[offChecksum:], crc32.Checksum(b[:checksummed], v.table))
+		})
+		_, err := Open(path, Options{})
+		if what, ok := Damaged(path, err); ok || !errors.Is(err, ErrVersion) {
+			t.Errorf("version %d: %v; Damaged says %q", v.version, err, what)
+		}
+	}
+	r, path := newRing(t, salvageGeometry)
+	r.Close()
+	_, err := Open(path, Options{Geometry: small})
+	if what, ok := Damaged(path, err); ok || !errors.Is(err, ErrGeometry) {
+		t.Errorf("another geometry: %v; Damaged says %q", err, what)
+	}
+	if what, ok := Damaged(path, nil); ok {
+		t.Errorf("no error: Damaged says %q", what)
 	}
 }
