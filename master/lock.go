@@ -60,8 +60,7 @@ func lockDir(dir string) (*os.File, error) {
 	}
 	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
 		f.Close()
-		return nil, fmt.Errorf("master: spool directory %s is already served by another gospool master (%s); "+
-			"stop that one first, or give this one another spool directory", dir, holder(path))
+		return nil, servedError(dir, path)
 	}
 	if err != nil {
 		f.Close()
@@ -76,6 +75,31 @@ func lockDir(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("master: write pid into %s: %w", path, err)
 	}
 	return f, nil
+}
+
+// CheckFree returns the error a master started on the spool directory dir
+// would stop with because another master serves it, or nil. A program
+// that does something of its own before [Run] that a second instance would
+// trip on (listen on an address, say) calls it first, so that a second
+// instance says which master runs instead of "address in use". It takes
+// no lock: Run still checks.
+func CheckFree(dir string) error {
+	path := filepath.Join(dir, LockFileName)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil // no lock file: no master has ever served dir
+	}
+	defer f.Close()
+	lk := unix.Flock_t{Type: unix.F_WRLCK}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil || lk.Type == unix.F_UNLCK {
+		return nil
+	}
+	return servedError(dir, path)
+}
+
+func servedError(dir, path string) error {
+	return fmt.Errorf("master: spool directory %s is already served by another gospool master (%s); "+
+		"stop that one first, or give this one another spool directory", dir, holder(path))
 }
 
 // holder says which master holds the lock file at path, from the pid it

@@ -157,9 +157,9 @@ func TestStatsWithoutRing(t *testing.T) {
 func TestSecondMasterRefused(t *testing.T) {
 	t.Parallel()
 	dir, out := t.TempDir(), t.TempDir()
-	sock := filepath.Join(t.TempDir(), "w.sock")
+	sock, remote := filepath.Join(t.TempDir(), "w.sock"), filepath.Join(t.TempDir(), "remote.sock")
 	lingerFile := filepath.Join(out, "linger")
-	args := []string{"--spooler", dir, "--spooler-exec", "true", "--workers", "1", "--listen", sock,
+	args := []string{"--spooler", dir, "--spooler-exec", "true", "--socket", remote, "--workers", "1", "--listen", sock,
 		"--worker-cmd", `sh -c 'sleep 300 & echo $! > "$LINGER"; exec sleep 300'`}
 	env := []string{"LINGER=" + lingerFile}
 	first := startRun(t, env, args...)
@@ -173,8 +173,9 @@ func TestSecondMasterRefused(t *testing.T) {
 	t.Cleanup(func() { syscall.Kill(linger, syscall.SIGKILL) })
 
 	// Without a worker: were it to run, nothing it started could keep its
-	// output pipes open after the test's timeout kills it.
-	second := gospoolOpts(t, cmdOpts{timeout: 20 * time.Second}, "run", "--spooler", dir, "--spooler-exec", "true")
+	// output pipes open after the test's timeout kills it. With the same
+	// --socket: the pid, not the busy socket, stops it.
+	second := gospoolOpts(t, cmdOpts{timeout: 20 * time.Second}, "run", "--spooler", dir, "--spooler-exec", "true", "--socket", remote)
 	if second.code != 1 {
 		t.Fatalf("second master: exit %d, want 1; stderr:\n%s", second.code, second.stderr)
 	}

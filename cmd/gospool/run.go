@@ -259,6 +259,10 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	}
 	if o.socketAddr != "" && !master.IsChild() {
 		for _, d := range o.dirs {
+			// Before the socket: a second master names the first one's pid.
+			if err := master.CheckFree(d); err != nil {
+				return err
+			}
 			if err := os.MkdirAll(d, 0o750); err != nil {
 				return err
 			}
