@@ -275,6 +275,10 @@ func guessGeometries(b []byte, hint Geometry) []Geometry {
 // bad otherwise. A slot counts only if its sequence number belongs at its
 // index (seq mod S), which a slot of another geometry or random bytes
 // rarely do. Every offset is checked against len(b) before it is read.
+//
+// A lane's records are passed oldest first, as consumers would have taken
+// them: its live records span fewer than S consecutive sequence numbers,
+// so the walk starts at the slot of the oldest and goes round once.
 func scanRecords(b []byte, g Geometry, found func(payload []byte)) (valid, bad int) {
 	le := binary.LittleEndian
 	stride, dataOff := g.stride(), g.dataOffset()
@@ -284,13 +288,29 @@ func scanRecords(b []byte, g Geometry, found func(payload []byte)) (valid, bad i
 		if base >= len(b) {
 			break
 		}
-		for i := 0; i < S; i++ {
+		// live returns the slot word at index i if it holds a record
+		// that is ready or claimed where its sequence number belongs.
+		live := func(i int) (uint64, int, bool) {
 			off := base + laneCtlSize + i*slotSize
 			if off+slotSize > len(b) {
-				break
+				return 0, off, false
 			}
 			w := le.Uint64(b[off+slotWord:])
-			if st := wordState(w); st != stateReady && st != stateClaimed || int(wordSeq(w))&(S-1) != i {
+			st := wordState(w)
+			return w, off, (st == stateReady || st == stateClaimed) && int(wordSeq(w))&(S-1) == i
+		}
+		oldest, any := uint32(0), false
+		for i := 0; i < S; i++ {
+			if w, _, ok := live(i); ok && (!any || int32(wordSeq(w)-oldest) < 0) {
+				oldest, any = wordSeq(w), true
+			}
+		}
+		if !any {
+			continue
+		}
+		for k := 0; k < S; k++ {
+			_, off, ok := live((int(oldest) + k) & (S - 1))
+			if !ok {
 				continue
 			}
 			pos := le.Uint64(b[off+slotData:]) % D
