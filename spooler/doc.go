@@ -14,7 +14,11 @@
 // # Handlers
 //
 // A [HandlerFunc] returns nil for uWSGI's SPOOL_OK, [ErrIgnore] for
-// SPOOL_IGNORE and any other error (or a panic) for SPOOL_RETRY. Handlers
+// SPOOL_IGNORE, [ErrRetry] for a SPOOL_RETRY asked for on purpose (a
+// heartbeat that runs again after Config.RerunDelay, by default the scan
+// period, as uWSGI reruns it at its next scan; never a failure, never
+// counted toward Config.MaxRetries), and any other error (or a panic) for
+// a failed attempt, retried with backoff and buried after MaxRetries. Handlers
 // are chosen by the task's name: its `ud_spool_func` key (what Python's
 // uwsgidecorators writes), else its `task` key; [Spooler.HandleDefault]
 // takes the rest. [TaskInfo] tells a handler which file or ring record it

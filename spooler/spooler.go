@@ -94,8 +94,19 @@ type Config struct {
 	// MaxTasks makes Run return ErrMaxTasks after that many tasks (0: never).
 	MaxTasks int
 	// MaxRetries moves a task to DeadDir once it has failed this many
-	// retries (0: retry forever, as uWSGI does).
+	// retries (0: retry forever, as uWSGI does). Only failures count: an
+	// error, a panic, a harakiri. A handler that returns [ErrRetry] asked
+	// to run again and never uses up a retry.
 	MaxRetries int
+	// RerunDelay is how long a task whose handler returned [ErrRetry] (a
+	// @spoolforever heartbeat, say) waits before it runs again. The
+	// default is Frequency, the cadence uWSGI gives such a task: uWSGI
+	// keeps the file and runs it again at its next directory scan, every
+	// spooler-frequency seconds, so a heartbeat tuned under uWSGI keeps its
+	// period here. When the periodic scan is off, the default is
+	// RetryDelay. A rerun is not a failure, so the delay does not grow and
+	// has no jitter: a heartbeat keeps a steady period.
+	RerunDelay time.Duration
 	// Ordered also runs the tasks in numeric priority sub-directories, lower
 	// numbers first, as uWSGI's --spooler-ordered does.
 	Ordered bool
@@ -199,6 +210,12 @@ func New(cfg Config) (*Spooler, error) {
 	}
 	if cfg.RetryMaxDelay <= 0 {
 		cfg.RetryMaxDelay = 5 * time.Minute
+	}
+	if cfg.RerunDelay <= 0 {
+		cfg.RerunDelay = cfg.Frequency
+		if cfg.RerunDelay <= 0 {
+			cfg.RerunDelay = cfg.RetryDelay
+		}
 	}
 	if cfg.Spin == 0 {
 		cfg.Spin = 50 * time.Microsecond
@@ -732,9 +749,11 @@ func (s *Spooler) finish(j *job, t *Task, herr error, start time.Time) Result {
 		}
 		s.settle(j, t, "") // out of the ring, into a file another spooler can take
 	default:
-		if herr != nil && !errors.Is(herr, errRetryCode) {
-			s.ring.Add(ring.Failed, 1)
+		if errors.Is(herr, ErrRetry) {
+			s.rerun(j, t)
+			return res
 		}
+		s.ring.Add(ring.Failed, 1)
 		if s.cfg.MaxRetries > 0 && j.attempt > s.cfg.MaxRetries {
 			s.bury(j, t, herr)
 			return res
@@ -746,6 +765,25 @@ func (s *Spooler) finish(j *job, t *Task, herr error, start time.Time) Result {
 		s.settleRetry(j, retry, j.attempt, time.Now().Add(delay), herr)
 	}
 	return res
+}
+
+// rerun reschedules a task whose handler asked to run again ([ErrRetry]):
+// not a failure, so no error note, no backoff growth, and the next run is
+// attempt 1 again (its name carries no ".retryN"): a heartbeat that failed
+// twice last week and succeeded since is not one failure from DeadDir.
+func (s *Spooler) rerun(j *job, t *Task) {
+	s.ring.Add(ring.Retried, 1)
+	delay := s.cfg.RerunDelay
+	if !s.cfg.Quiet {
+		s.logf("task %s asked to run again (SPOOL_RETRY): rescheduled in %v, not counted as a failure", j.name(), delay)
+	}
+	if _, err := s.files.WriteNamed(t.Clone(), time.Now().Add(delay), ""); err != nil {
+		s.log.Printf("[spooler %s] cannot write the rerun of %s: %v; it will run again from where it is", s.dir, j.name(), err)
+		s.giveBack(j)
+		return
+	}
+	s.ring.NoteFile()
+	s.settle(j, nil, "")
 }
 
 // call runs the handler; a panic becomes an error, logged with its stack.
