@@ -262,7 +262,7 @@ func TestBeforeTasks(t *testing.T) {
 			return nil
 		})
 	})
-	c, err := NewClient(dir, ClientOptions{RequireConsumer: true})
+	c, err := NewClient(dir, ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,6 +424,7 @@ func TestDueFilesGetTheirTurnOnABusyRing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	busy := attachIdleConsumer(t, dir) // a spooler is attached: tasks go into the ring
 	c, err := NewClient(dir, ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -435,6 +436,7 @@ func TestDueFilesGetTheirTurnOnABusyRing(t *testing.T) {
 		}
 	}
 	c.Close()
+	busy()
 	r.Close()
 	w, err := spoolfile.NewWriter(dir, spoolfile.WriterOptions{})
 	if err != nil {
@@ -582,4 +584,24 @@ func TestRerunDelayDefaults(t *testing.T) {
 			t.Errorf("Frequency %v, RetryDelay %v, RerunDelay %v: got %v, want %v", c.cfg.Frequency, c.cfg.RetryDelay, c.cfg.RerunDelay, s.cfg.RerunDelay, c.want)
 		}
 	}
+}
+
+// attachIdleConsumer attaches a consumer to dir's ring that takes nothing,
+// as a spooler busy with a long task: producers then use the ring. It is
+// detached by the function returned, or when the test ends.
+func attachIdleConsumer(t *testing.T, dir string) (detach func()) {
+	t.Helper()
+	r, err := ring.Open(filepath.Join(dir, ring.FileName), ring.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.Consumer()
+	if err != nil {
+		r.Close()
+		t.Fatal(err)
+	}
+	var once sync.Once
+	detach = func() { once.Do(func() { c.Close(); r.Close() }) }
+	t.Cleanup(detach)
+	return detach
 }

@@ -86,7 +86,7 @@ func cmdSpool(ctx context.Context, a *app, args []string) error {
 	if err := checkDir(dir); err != nil {
 		return err
 	}
-	c, err := spooler.NewClient(dir, spooler.ClientOptions{RequireConsumer: true})
+	c, err := spooler.NewClient(dir, spooler.ClientOptions{})
 	if err != nil {
 		// The ring cannot be used (another release's, damaged...): the
 		// task still gets stored, as a spool file, which every spooler
