@@ -65,6 +65,15 @@ const DeadDir = "gospool-dead"
 // task, and under a name uWSGI never scans.
 const ErrorsDir = "gospool-errors"
 
+// UnorderedMark is the file a spooler running without Config.Ordered
+// writes in its spool directory when it starts (and a spooler with it
+// removes): while such spoolers are attached to the directory's ring, the
+// tasks of priority sub-directories wait for a spooler that runs them.
+// Producers (`gospool spool --priority`, Python's spool()) warn, and
+// `gospool ls` and `gospool stats` show those tasks as waiting (see
+// [PriorityWaits]). uWSGI never reads it: its name has not uWSGI's prefix.
+const UnorderedMark = "gospool.unordered"
+
 // ErrMaxTasks is returned by Run after Config.MaxTasks tasks, so that a
 // supervisor replaces the process, as uWSGI's spooler-max-tasks does.
 var ErrMaxTasks = errors.New("spooler: maximum number of tasks reached")
@@ -347,6 +356,9 @@ func (s *Spooler) Run(ctx context.Context) error {
 		return fmt.Errorf("spooler: %w", err)
 	}
 	defer r.Close()
+	// Before attaching: a producer that sees this spooler attached sees
+	// what it runs too.
+	s.markOrdered()
 	cons, err := r.Consumer()
 	if err != nil {
 		return fmt.Errorf("spooler: %s: %w (stop a spooler, or create the ring with more consumers)", r.Path(), err)
@@ -502,6 +514,32 @@ func (s *Spooler) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	return stopErr
+}
+
+// markOrdered writes or removes UnorderedMark according to Config.Ordered.
+// The last spooler to start wins: one directory's spoolers share one
+// configuration (a master gives all of them its own).
+func (s *Spooler) markOrdered() {
+	path := filepath.Join(s.dir, UnorderedMark)
+	if s.cfg.Ordered {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Printf("[spooler %s] %v; gospool spool and ls may say that priority tasks wait", s.dir, err)
+		}
+		return
+	}
+	note := fmt.Sprintf("The gospool spoolers of this directory run without --spooler-ordered:\n"+
+		"tasks in its numbered priority sub-directories wait for a spooler that runs them.\n"+
+		"Written by spooler pid %d at %s; a spooler started with --spooler-ordered removes it.\n",
+		os.Getpid(), time.Now().UTC().Format(time.RFC3339))
+	tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
+	err := os.WriteFile(tmp, []byte(note), 0o644)
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		s.log.Printf("[spooler %s] writing %s: %v; gospool spool and ls cannot tell that priority tasks wait", s.dir, path, err)
+	}
 }
 
 // Shutdown stops Run gracefully, as http.Server.Shutdown does: Run takes no

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gospool/gospool/master/scoreboard"
 	"github.com/gospool/gospool/master/stats"
+	"github.com/gospool/gospool/spooler"
 	"github.com/gospool/gospool/spooler/ring"
 )
 
@@ -21,7 +22,9 @@ const statsHelp = `Show the state of the spool directory DIR without disturbing 
 counters of its shared-memory ring (kept by every gospool process that used
 it, so no server is needed), its lanes with a producer or with records, the
 spooler processes attached, how many uWSGI spool files wait in DIR (due
-now, or scheduled for later by their "at"), and, when a gospool master
+now, scheduled for later by their "at", or waiting for an ordered spooler:
+in priority directories, while the gospool spoolers serving DIR run without
+--spooler-ordered), and, when a gospool master
 serves DIR, its processes from the master's scoreboard (DIR/gospool.procs):
 pid, role, respawns, requests or tasks done, and what each is busy with
 since when.
@@ -37,7 +40,7 @@ fill is the percentage of the ring's payload space in use.
    "ignored", "corrupt", "dead", "in_flight", "ready", "claimed", "fill", "sleepers",
    "lanes": [{"lane", "owner_pid", "ready", "claimed", "writing"}],
    "consumers": [{"entry", "pid", "tasks", "since"}]},
-   "files": {"due", "scheduled"},
+   "files": {"due", "scheduled", "waiting_for_ordered"},
    "master": {"pid", "started", "reloads", "processes": [{"pid", "role",
    "number", "state", "respawns", "spawned", "done", "busy_since",
    "current"}]}}   ("master" only while a master runs)`
@@ -74,9 +77,17 @@ func cmdStats(_ context.Context, a *app, args []string) error {
 	}
 	defer r.Close()
 	st := r.Stats()
-	files, err := stats.CountFiles(dir, time.Now())
+	now := time.Now()
+	counted, err := stats.CountFiles(dir, now)
 	if err != nil {
 		return err
+	}
+	files := filesDoc{Files: counted}
+	if due, scheduled, err := spooler.CountWaiting(dir, now); err == nil && due+scheduled > 0 {
+		// CountFiles counts them as due or scheduled: they are neither.
+		files.Due -= due
+		files.Scheduled -= scheduled
+		files.WaitingForOrdered = due + scheduled
 	}
 	procs := readMaster(dir)
 	if *asJSON {
@@ -84,7 +95,11 @@ func cmdStats(_ context.Context, a *app, args []string) error {
 	}
 	fmt.Fprintf(a.stdout, "spool directory %s\n", dir)
 	printRing(a.stdout, path, st)
-	fmt.Fprintf(a.stdout, "spool files: %d due now, %d scheduled for later\n", files.Due, files.Scheduled)
+	fmt.Fprintf(a.stdout, "spool files: %d due now, %d scheduled for later", files.Due, files.Scheduled)
+	if files.WaitingForOrdered > 0 {
+		fmt.Fprintf(a.stdout, ", %d waiting for an ordered spooler (in priority directories; DIR's spoolers run without --spooler-ordered)", files.WaitingForOrdered)
+	}
+	fmt.Fprintln(a.stdout)
 	printMaster(a.stdout, procs)
 	return nil
 }
@@ -146,10 +161,17 @@ func printMaster(w io.Writer, m *masterDoc) {
 
 // statsDoc is the JSON of `gospool stats --json`.
 type statsDoc struct {
-	Dir    string      `json:"dir"`
-	Ring   stats.Ring  `json:"ring"`
-	Files  stats.Files `json:"files"`
-	Master *masterDoc  `json:"master,omitempty"`
+	Dir    string     `json:"dir"`
+	Ring   stats.Ring `json:"ring"`
+	Files  filesDoc   `json:"files"`
+	Master *masterDoc `json:"master,omitempty"`
+}
+
+// filesDoc counts the spool files: due and scheduled ones, and those that
+// wait for an ordered spooler ([spooler.CountWaiting]), counted apart.
+type filesDoc struct {
+	stats.Files
+	WaitingForOrdered int `json:"waiting_for_ordered"`
 }
 
 // printRing writes the text form of a ring's stats.

@@ -47,7 +47,13 @@ Better than uWSGI, where it breaks nobody:
   time, an empty key are a ValueError("unable to spool job") with a note
   saying why, before anything is written;
 - the caller's dict is never modified (uWSGI deletes ``b"body"`` from it);
-- an empty ``b"body"`` is no body (uWSGI writes none either).
+- an empty ``b"body"`` is no body (uWSGI writes none either);
+- a task with a ``priority`` gets a RuntimeWarning (once per directory)
+  while the gospool spoolers serving the directory run without
+  ``--spooler-ordered``: they never run priority sub-directories, so it
+  would wait unseen (uWSGI says nothing either);
+- a directory this user may not write is a ValueError whose note names
+  the user, the directory's owner and mode.
 
 One difference cannot be helped: uWSGI's C function tells ``spool(**{})``
 (it spools an empty task) from ``spool()`` (an error); a Python function
