@@ -92,10 +92,11 @@ func (c *Client) openRing() error {
 	return nil
 }
 
-// currentRing returns the ring while a gospool spooler is attached to it,
-// else nil. While the directory has no ring it looks for one again at most
-// once a second (a spooler may start after the client).
-func (c *Client) currentRing() *ring.Ring {
+// currentRing returns the directory's ring (nil when it has none) and
+// whether a gospool spooler is attached to it. While the directory has no
+// ring it looks for one again at most once a second (a spooler may start
+// after the client).
+func (c *Client) currentRing() (*ring.Ring, bool) {
 	c.mu.Lock()
 	if c.ring == nil && !c.opts.NoRing && time.Since(c.lookedAt) > time.Second {
 		c.lookedAt = time.Now()
@@ -103,10 +104,7 @@ func (c *Client) currentRing() *ring.Ring {
 	}
 	r, a := c.ring, c.attach
 	c.mu.Unlock()
-	if r == nil || !a.Attached() {
-		return nil
-	}
-	return r
+	return r, r != nil && a.Attached()
 }
 
 // Dir is the spool directory, absolute with symlinks resolved.
@@ -114,7 +112,10 @@ func (c *Client) Dir() string { return c.dir }
 
 // UsesRing reports whether a task spooled now may go into the ring: the
 // directory has one and a gospool spooler is attached to it.
-func (c *Client) UsesRing() bool { return c.currentRing() != nil }
+func (c *Client) UsesRing() bool {
+	_, attached := c.currentRing()
+	return attached
+}
 
 // Spool hands t to the spoolers. It returns the spool file's absolute path
 // when the task went to a file (as uwsgi.spool does), or "" when it went
@@ -136,9 +137,18 @@ func (c *Client) Spool(ctx context.Context, t *Task) (string, error) {
 	if target, ok := t.Spooler(); ok && !c.sameDir(target) {
 		return "", fmt.Errorf("spooler: task names spooler %q, but this client spools to %s", target, c.dir)
 	}
-	r := c.currentRing()
+	r, attached := c.currentRing()
 	if r == nil {
 		return c.files.Write(t)
+	}
+	if !attached {
+		// Counted as spilled (written as a file instead of into the
+		// ring), so that `gospool stats` accounts for every task.
+		path, err := c.files.Write(t)
+		if err == nil {
+			r.NoteSpill()
+		}
+		return path, err
 	}
 	if ringable(t) {
 		err := c.push(r, t)

@@ -314,9 +314,15 @@ class _Dir:
     def spool(self, pairs, body, priority, at_ns):
         if priority is not None and not self._priority_warned:
             self._warn_priority()
-        r = self.current_ring()
+        r = self.open_ring()
         if r is None:
             return self._file(pairs, body, priority, at_ns)
+        if not self.attachment.attached():
+            # Counted as spilled (a file instead of the ring), so that
+            # `gospool stats` accounts for every task.
+            path = self._file(pairs, body, priority, at_ns)
+            r.note_spill()
+            return path
         if priority is None and (at_ns is None or at_ns <= time.time_ns()):
             try:
                 lane, seq = self._push(r, _msgpack.encode_record(pairs, body))
