@@ -29,10 +29,12 @@ serves DIR, its processes from the master's scoreboard (DIR/gospool.procs):
 pid, role, respawns, requests or tasks done, and what each is busy with
 since when.
 
-Counters: spooled (into the ring), spilled (to files instead: lane full or
-task too big), done, retried, failed (handler error or panic, also counted
-in retried), ignored (no handler took it), corrupt (dropped records), dead (out of retries), in
-flight (running now). ready and claimed are counted in the ring right now;
+Counters: spooled (into the ring), spilled (to files instead: lane full,
+task too big, or no gospool spooler attached), done, retried (sent back as a
+spool file for a later run: after a failure, or because the task asked to
+run again, as @spoolforever does), failed (handler error, panic or
+harakiri, also counted in retried), ignored (no handler took it), corrupt
+(dropped records), dead (out of retries), in flight (running now). ready and claimed are counted in the ring right now;
 fill is the percentage of the ring's payload space in use.
 
 --json prints one object:
