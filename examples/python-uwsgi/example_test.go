@@ -85,7 +85,8 @@ func startGospool(t *testing.T, dir string, env ...string) *testproc.Buffer {
 	t.Helper()
 	out := &testproc.Buffer{}
 	cmd := exec.Command(gospoolBin, "run", "--spooler", filepath.Join(dir, "spool"), "--spooler-import", "tasks",
-		"--spooler-retry-delay", "0.2", "--spooler-retry-max-delay", "0.5")
+		"--spooler-retry-delay", "0.2", "--spooler-retry-max-delay", "0.5",
+		"--spooler-frequency", "2") // as original.ini: @spoolforever's cadence
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), append([]string{"PYTHONPATH=" + dir, "EXAMPLE_OUT=" + filepath.Join(dir, "out.log")}, env...)...)
 	cmd.Stdout, cmd.Stderr = out, out
