@@ -21,6 +21,9 @@ included) and its dead letters, each with its state:
   running in pid P   a spooler holds its lock (P from uWSGI's lock, or for
                      gospool from its master's process table, when known)
   dead               out of retries (--spooler-max-retries); its last error follows
+  waiting            in a priority directory, while the gospool spoolers
+                     serving DIR run without --spooler-ordered: it waits for
+                     a spooler that runs priority directories
 
 A file in a priority directory is listed as PRIORITY/NAME; as in uWSGI, only
 spoolers started with --spooler-ordered run those. The tasks of a damaged
@@ -87,6 +90,8 @@ func lsDetail(p spooler.Pending) string {
 		return fmt.Sprintf("  in pid %d", p.Pid)
 	case p.State == "dead":
 		return fmt.Sprintf("  after %d attempts: %s", p.Attempt, p.Error)
+	case p.State == "waiting":
+		return "  for a spooler started with --spooler-ordered (DIR's run without it)"
 	case p.Attempt > 1:
 		return fmt.Sprintf("  attempt %d", p.Attempt)
 	}
