@@ -25,6 +25,7 @@ import (
 
 	"github.com/gospool/gospool/master/stats"
 	"github.com/gospool/gospool/spooler"
+	"github.com/gospool/gospool/spooler/ring"
 )
 
 // statsClient asks a stats server on a unix socket.
@@ -127,6 +128,16 @@ func TestStatsUnderLoad(t *testing.T) {
 	s.waitLog(10*time.Second, func(log string) bool { return strings.Contains(log, "*** Stats server enabled on "+sock+" fd: ") })
 	sc := newStatsClient(t, sock)
 	dirLabel := map[string]string{"dir": s.dir}
+	// Producers use the ring only while a spooler is attached to it (files
+	// otherwise): wait for both, so that every task below goes into it.
+	waitUntil(t, 10*time.Second, "both spoolers attached", func() bool {
+		r, err := ring.Open(filepath.Join(s.dir, ring.FileName), ring.Options{ReadOnly: true})
+		if err != nil {
+			return false
+		}
+		defer r.Close()
+		return len(r.Stats().Consumers) == 2
+	})
 
 	const perProducer, producers, perClient, clients = 100, 2, 100, 2
 	const failEvery = 5

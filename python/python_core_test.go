@@ -776,6 +776,12 @@ func TestPythonProducerKilledMidWrite(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.at, func(t *testing.T) {
 			r, dir := newRing(t, ring.Geometry{Lanes: 1, SlotsPerLane: 8, LaneBytes: 4096, Consumers: 4})
+			// A spooler is attached (busy): producers use the ring only then.
+			c, err := r.Consumer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
 			v := startVictim(t, dir, 3, tc.at)
 			v.waitStderr(t, "failpoint "+tc.at+" reached")
 			var acked []string
@@ -801,11 +807,6 @@ func TestPythonProducerKilledMidWrite(t *testing.T) {
 				t.Fatalf("RecoverLanes after the kill = (%d, %d), want (1, %d)", lanes, torn, wantTorn)
 			}
 
-			c, err := r.Consumer()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
 			want := slices.Clone(acked)
 			if tc.published {
 				want = append(want, "victim-torn") // complete, never acknowledged: at least once

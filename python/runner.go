@@ -54,8 +54,10 @@ import (
 //	                   value, a retry); EXCEPTION: -1; SYSEXIT: the status
 //	                   the runner exits with right after
 //	9       L-5        text, UTF-8: READY: the Python version; DONE: empty
-//	                   or a note on an unusual return value; EXCEPTION and
-//	                   SYSEXIT: the traceback
+//	                   when the task returned that very int, else a note on
+//	                   the unusual return value uWSGI maps to it (None,
+//	                   True, an int out of C range); EXCEPTION and SYSEXIT:
+//	                   the traceback
 //
 //	+-------+------+----------+------+
 //	| L u32 | kind | code i32 | text |
@@ -356,7 +358,10 @@ func (p *Pool) run(ctx context.Context, info spooler.Info, t *spooler.Task) erro
 	return fmt.Errorf("python: unexpected reply kind %q", kind)
 }
 
-// codeError maps a uWSGI result code to a handler error.
+// codeError maps a uWSGI result code to a handler error. -1 returned as
+// an int is a requested rerun ([spooler.ErrRetry]); -1 that uWSGI derives
+// from something else (None, a str: note says which) and any other code
+// are failed attempts.
 func codeError(code int32, note string) error {
 	if note != "" {
 		note = " (" + note + ")"
@@ -370,6 +375,15 @@ func codeError(code int32, note string) error {
 		}
 		return fmt.Errorf("%w%s", spooler.ErrIgnore, note)
 	case task.Retry:
+		if note == "" {
+			// The task returned the int -1 itself (uwsgi.SPOOL_RETRY, or
+			// @spoolforever's ud_spool_ret): it asks to run again, which is
+			// not a failure and never uses up --spooler-max-retries.
+			return fmt.Errorf("python: %w", spooler.ErrRetry)
+		}
+		// None, a str, a float...: uWSGI runs the task again, but the task
+		// did not ask for it; most likely a forgotten return value, so it
+		// counts as a failed attempt, which max-retries can stop.
 		return fmt.Errorf("python: the task returned SPOOL_RETRY%s", note)
 	}
 	return fmt.Errorf("python: the task returned %d, which uWSGI treats as SPOOL_RETRY%s", code, note)

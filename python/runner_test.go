@@ -873,3 +873,91 @@ func TestExtract(t *testing.T) {
 		t.Errorf("PackageDir again: %s, %v", d2, err)
 	}
 }
+
+// A @spoolforever task, and a raw task function that returns
+// uwsgi.SPOOL_RETRY, ask to run again: with --spooler-max-retries 2 they run
+// far more than 3 times, as attempt 1 each time, and are never moved to the
+// dead letters. A task that raises, and one that returns None (which
+// uwsgidecorators turns into a TypeError), still are after 3 attempts.
+func TestSpoolForeverIsNotAFailure(t *testing.T) {
+	t.Parallel()
+	tp := newTestPool(t, 1, 0, "udtasks")
+	ctx, c := tp.serve(t, spooler.Config{MaxRetries: 2, RetryDelay: 5 * time.Millisecond, RetryMaxDelay: 5 * time.Millisecond, RerunDelay: 5 * time.Millisecond})
+	for _, tk := range []*task.Task{
+		// What uwsgidecorators' @spoolforever writes.
+		task.New("ud_spool_func", "forever", "ud_spool_ret", "-1", "id", "hb"),
+		ctl("do", "retry"),
+		ctl("do", "raise", "msg", "always"),
+		ctl("do", "none"),
+	} {
+		if _, err := c.Spool(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead := func() []string {
+		m, _ := filepath.Glob(filepath.Join(c.Dir(), spooler.DeadDir, "uwsgi_spoolfile_on_*[0-9]"))
+		return m
+	}
+	count := func() (forever, retry, raise, none int) {
+		for _, r := range tp.records(t) {
+			switch {
+			case r.str("func") == "forever":
+				forever++
+			case r.str("do") == "retry":
+				retry++
+			case r.str("do") == "raise":
+				raise++
+			case r.str("do") == "none":
+				none++
+			}
+		}
+		return
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		forever, retry, raise, none := count()
+		if forever >= 5 && retry >= 5 && raise == 3 && none == 3 && len(dead()) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("forever ran %d times, retry %d, raise %d, none %d; dead %v\nlog:\n%s\nstderr:\n%s", forever, retry, raise, none, dead(), tp.logs, tp.stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var notes []string
+	for _, d := range dead() {
+		b, _ := os.ReadFile(d + ".error")
+		notes = append(notes, string(b))
+	}
+	all := strings.Join(notes, "\n")
+	// uwsgidecorators' int(ud_spool_ret or the return value) makes None a
+	// TypeError, as in uWSGI.
+	if !strings.Contains(all, "ValueError: boom: always") || !strings.Contains(all, "TypeError: int() argument") {
+		t.Errorf("dead letters are not the raising and the None tasks:\n%s", all)
+	}
+	logs := tp.logs.String()
+	if !strings.Contains(logs, "asked to run again (SPOOL_RETRY): rescheduled in 5ms") {
+		t.Errorf("no rescheduled line in the log:\n%s", logs)
+	}
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, "failed") && !strings.Contains(line, "raised an exception") {
+			t.Errorf("a requested rerun was logged as a failure: %s", line)
+		}
+	}
+}
+
+// Only the int -1 itself is a requested rerun; -1 that uWSGI derives from
+// another return value (the runner's note says which) is a failure.
+func TestCodeErrorRetry(t *testing.T) {
+	if err := codeError(-1, ""); !errors.Is(err, spooler.ErrRetry) {
+		t.Errorf("-1: %v, want ErrRetry", err)
+	}
+	for _, c := range []struct {
+		code int32
+		note string
+	}{{-1, "the task returned None, not an int, which uWSGI treats as SPOOL_RETRY"}, {1, "the task returned True, which uWSGI takes as 1"}, {5, ""}} {
+		if err := codeError(c.code, c.note); err == nil || errors.Is(err, spooler.ErrRetry) || errors.Is(err, spooler.ErrIgnore) {
+			t.Errorf("%d %q: %v, want a failure", c.code, c.note, err)
+		}
+	}
+}

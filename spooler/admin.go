@@ -26,7 +26,9 @@ type Pending struct {
 	// Path is the file's absolute path ("" for ring records).
 	Path string `json:"path,omitempty"`
 	// State is "ready", "scheduled" (an `at` in the future), "retry" (a
-	// retry, due at At), "running" or "dead".
+	// retry, due at At), "running", "dead", or "waiting": in a priority
+	// directory, which the gospool spoolers serving the directory do not
+	// run (they run without Config.Ordered; see [PriorityWaits]).
 	State string `json:"state"`
 	// At is when a scheduled task or a retry falls due.
 	At *time.Time `json:"at,omitempty"`
@@ -48,7 +50,7 @@ type Pending struct {
 // List returns every pending task of the spool directory dir: the ring's
 // records, the spool files (including those of priority directories, which
 // only ordered spoolers run) and the dead ones. It changes nothing and
-// needs only read access.
+// needs only read access. A damaged ring (see ring.Damaged) is skipped.
 func List(dir string) ([]Pending, error) {
 	abs, err := filepath.Abs(dir)
 	if err == nil {
@@ -58,7 +60,9 @@ func List(dir string) ([]Pending, error) {
 		return nil, fmt.Errorf("spool directory %s: %w", dir, err)
 	}
 	var out []Pending
-	r, err := ring.Open(filepath.Join(abs, ring.FileName), ring.Options{ReadOnly: true})
+	ringPath := filepath.Join(abs, ring.FileName)
+	r, err := ring.Open(ringPath, ring.Options{ReadOnly: true})
+	_, damaged := ring.Damaged(ringPath, err)
 	switch {
 	case err == nil:
 		for _, ri := range r.Records() {
@@ -70,6 +74,9 @@ func List(dir string) ([]Pending, error) {
 		}
 		r.Close()
 	case errors.Is(err, fs.ErrNotExist):
+	case damaged:
+		// Its records cannot be listed until a master salvages them into
+		// spool files (see ring.SalvageFile); the files still can be.
 	default:
 		return nil, err
 	}
@@ -77,6 +84,13 @@ func List(dir string) ([]Pending, error) {
 	files, err := listFiles(abs, "", now)
 	if err != nil {
 		return nil, err
+	}
+	if PriorityWaits(abs) {
+		for i := range files {
+			if p := &files[i]; p.Priority != "" && p.State != "running" {
+				p.State = "waiting"
+			}
+		}
 	}
 	out = append(out, files...)
 	dead, err := listDead(abs)
@@ -176,6 +190,61 @@ func isDigits(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// PriorityWaits reports whether the tasks of dir's priority sub-directories
+// wait for a spooler that is not there: gospool spoolers are attached to
+// dir's ring, and they run without Config.Ordered (--spooler-ordered), as
+// the [UnorderedMark] they keep in dir says. uWSGI spoolers sharing the
+// directory are not known; with no gospool spooler attached it reports
+// false. It needs read access only.
+func PriorityWaits(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, UnorderedMark)); err != nil {
+		return false
+	}
+	r, err := ring.Open(filepath.Join(dir, ring.FileName), ring.Options{ReadOnly: true})
+	if err != nil {
+		return false
+	}
+	defer r.Close()
+	return r.Attachment().Attached()
+}
+
+// CountWaiting counts the spool files of dir's priority sub-directories
+// when [PriorityWaits] says they wait: due ones (their time has come, had
+// a spooler run them) and scheduled ones. Both are 0 otherwise.
+func CountWaiting(dir string, now time.Time) (due, scheduled int, err error) {
+	if !PriorityWaits(dir) {
+		return 0, 0, nil
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, 0, fmt.Errorf("spool directory %s: %w", dir, err)
+	}
+	for _, e := range ents {
+		if !e.IsDir() || !isDigits(e.Name()) {
+			continue
+		}
+		sub, err := os.ReadDir(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		for _, f := range sub {
+			if !strings.HasPrefix(f.Name(), spooldir.Prefix) || !f.Type().IsRegular() {
+				continue
+			}
+			fi, err := f.Info()
+			if err != nil {
+				continue // run and removed since the listing
+			}
+			if fi.ModTime().After(now) {
+				scheduled++
+			} else {
+				due++
+			}
+		}
+	}
+	return due, scheduled, nil
 }
 
 // Requeue puts dead tasks of the spool directory dir back: each is written

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gospool/gospool/spooler/ring"
 	"github.com/gospool/gospool/spooler/spoolfile"
 )
 
@@ -175,5 +176,64 @@ func TestListPathsAreAbsolute(t *testing.T) {
 	real, _ := filepath.EvalSymlinks(path)
 	if len(list) != 1 || list[0].Path != real {
 		t.Errorf("List(%q) = %+v, want the one task at %s", rel, list, real)
+	}
+}
+
+// While spoolers without Ordered serve a directory, its priority tasks
+// wait: PriorityWaits says so, List shows them "waiting" and CountWaiting
+// counts them. Not once the spoolers stopped (nobody known), nor with
+// ordered spoolers (they remove the mark).
+func TestPriorityTasksWaitForAnOrderedSpooler(t *testing.T) {
+	dir := t.TempDir()
+	w, err := spoolfile.NewWriter(dir, spoolfile.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(NewTask("task", "report", "priority", "5")); err != nil {
+		t.Fatal(err)
+	}
+	waiting := func() (bool, string, int) {
+		list, err := List(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		due, _, err := CountWaiting(dir, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return PriorityWaits(dir), list[0].State, due
+	}
+	if w, state, n := waiting(); w || state != "ready" || n != 0 {
+		t.Fatalf("no spooler: PriorityWaits %v, state %q, waiting %d", w, state, n)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := New(Config{Dir: dir, Quiet: true, Ring: ring.Options{Geometry: testGeometry}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	<-s.Ready()
+	if w, state, n := waiting(); !w || state != "waiting" || n != 1 {
+		t.Errorf("unordered spooler: PriorityWaits %v, state %q, waiting %d; want true, waiting, 1", w, state, n)
+	}
+	cancel()
+	<-done
+	if w, state, _ := waiting(); w || state != "ready" {
+		t.Errorf("spooler stopped: PriorityWaits %v, state %q", w, state)
+	}
+
+	ran := make(chan struct{}, 1)
+	startSpooler(t, Config{Dir: dir, Ordered: true, Ring: ring.Options{Geometry: testGeometry}}, func(s *Spooler) {
+		s.HandleDefault(func(ctx context.Context, tk *Task) error { ran <- struct{}{}; return nil })
+	})
+	if _, err := os.Stat(filepath.Join(dir, UnorderedMark)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an ordered spooler left %s: %v", UnorderedMark, err)
+	}
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the ordered spooler did not run the priority task")
 	}
 }

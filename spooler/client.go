@@ -5,9 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/gospool/gospool/spooler/record"
 	"github.com/gospool/gospool/spooler/ring"
@@ -16,13 +21,15 @@ import (
 )
 
 // Client hands tasks to the spoolers of one spool directory: into the
-// shared-memory ring when the directory has one, as a uWSGI spool file
-// otherwise, or when the ring cannot take the task now. It is safe for
+// shared-memory ring while a gospool spooler is attached to it, as a uWSGI
+// spool file otherwise, or when the ring cannot take the task now (see
+// "Where a task goes" in the package documentation). It is safe for
 // concurrent use; goroutines share one ring lane.
 type Client struct {
-	dir   string
-	files *spoolfile.Writer
-	ring  *ring.Ring
+	dir    string
+	files  *spoolfile.Writer
+	ring   *ring.Ring
+	attach *ring.Attachment // of ring
 
 	fullWait time.Duration
 	opts     ClientOptions
@@ -37,10 +44,6 @@ type Client struct {
 type ClientOptions struct {
 	// NoRing writes every task as a spool file, as uWSGI does.
 	NoRing bool
-	// RequireConsumer uses the ring only while a gospool spooler process is
-	// attached to it; otherwise tasks go to files, which uWSGI spoolers
-	// sharing the directory can run. `gospool spool` sets it.
-	RequireConsumer bool
 	// Sync makes ring writes msync and file writes fsync before Spool returns.
 	Sync bool
 	// FullWait bounds how long Spool waits for room when its ring lane is
@@ -53,10 +56,14 @@ type ClientOptions struct {
 }
 
 // NewClient opens the spool directory dir for producing. A missing
-// directory is an error (the master or `gospool run` creates it).
+// directory is an error (the master or `gospool run` creates it), and so is
+// one this process may not write, whose error names its owner and mode.
 func NewClient(dir string, opts ClientOptions) (*Client, error) {
 	files, err := spoolfile.NewWriter(dir, spoolfile.WriterOptions{Sync: opts.Sync})
 	if err != nil {
+		return nil, err
+	}
+	if err := CheckWritable(files.Dir()); err != nil {
 		return nil, err
 	}
 	c := &Client{dir: files.Dir(), files: files, fullWait: opts.FullWait, opts: opts}
@@ -71,16 +78,12 @@ func NewClient(dir string, opts ClientOptions) (*Client, error) {
 	return c, nil
 }
 
-// openRing attaches to the directory's ring if a gospool spooler made one.
+// openRing opens the directory's ring if a gospool spooler made one.
 func (c *Client) openRing() error {
 	r, err := ring.Open(filepath.Join(c.dir, ring.FileName), ring.Options{Sync: c.opts.Sync})
 	switch {
 	case err == nil:
-		if c.opts.RequireConsumer && !r.HasLiveConsumer() {
-			r.Close()
-		} else {
-			c.ring = r
-		}
+		c.ring, c.attach = r, r.Attachment()
 	case errors.Is(err, fs.ErrNotExist):
 		// No gospool spooler served this directory yet: files for now.
 	default:
@@ -89,33 +92,41 @@ func (c *Client) openRing() error {
 	return nil
 }
 
-// currentRing returns the ring, looking for it again at most once a second
-// while the directory has none (a spooler may start after the client).
-func (c *Client) currentRing() *ring.Ring {
+// currentRing returns the directory's ring (nil when it has none) and
+// whether a gospool spooler is attached to it. While the directory has no
+// ring it looks for one again at most once a second (a spooler may start
+// after the client).
+func (c *Client) currentRing() (*ring.Ring, bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.ring == nil && !c.opts.NoRing && time.Since(c.lookedAt) > time.Second {
 		c.lookedAt = time.Now()
 		_ = c.openRing()
 	}
-	return c.ring
+	r, a := c.ring, c.attach
+	c.mu.Unlock()
+	return r, r != nil && a.Attached()
 }
 
 // Dir is the spool directory, absolute with symlinks resolved.
 func (c *Client) Dir() string { return c.dir }
 
-// UsesRing reports whether tasks may go into the ring.
-func (c *Client) UsesRing() bool { return c.currentRing() != nil }
+// UsesRing reports whether a task spooled now may go into the ring: the
+// directory has one and a gospool spooler is attached to it.
+func (c *Client) UsesRing() bool {
+	_, attached := c.currentRing()
+	return attached
+}
 
 // Spool hands t to the spoolers. It returns the spool file's absolute path
 // when the task went to a file (as uwsgi.spool does), or "" when it went
 // into the ring.
 //
-// A task goes to a file instead of the ring when it must wait (an `at` in
-// the future), when it has a `priority` (a sub-directory, as in uWSGI),
-// when its lane is full, when it is bigger than a lane accepts, or when
-// every lane is taken. Spool never blocks on a consumer: once it returns
-// nil, the task is stored and will run.
+// A task goes to a file instead of the ring when no gospool spooler is
+// attached to the ring, when it must wait (an `at` in the future), when it
+// has a `priority` (a sub-directory, as in uWSGI), when its lane is full,
+// when it is bigger than a lane accepts, or when every lane is taken. Spool
+// never blocks on a consumer: once it returns nil, the task is stored and
+// will run.
 func (c *Client) Spool(ctx context.Context, t *Task) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
@@ -126,9 +137,18 @@ func (c *Client) Spool(ctx context.Context, t *Task) (string, error) {
 	if target, ok := t.Spooler(); ok && !c.sameDir(target) {
 		return "", fmt.Errorf("spooler: task names spooler %q, but this client spools to %s", target, c.dir)
 	}
-	r := c.currentRing()
+	r, attached := c.currentRing()
 	if r == nil {
 		return c.files.Write(t)
+	}
+	if !attached {
+		// Counted as spilled (written as a file instead of into the
+		// ring), so that `gospool stats` accounts for every task.
+		path, err := c.files.Write(t)
+		if err == nil {
+			r.NoteSpill()
+		}
+		return path, err
 	}
 	if ringable(t) {
 		err := c.push(r, t)
@@ -239,10 +259,49 @@ func (c *Client) Close() error {
 	}
 	if c.ring != nil {
 		errs = append(errs, c.ring.Close())
-		c.ring = nil
+		c.ring, c.attach = nil, nil
 	}
 	return errors.Join(errs...)
 }
 
 // NewTask builds a task from alternating keys and values; see [task.New].
 func NewTask(keyValues ...string) *Task { return task.New(keyValues...) }
+
+// ErrDirNotWritable is wrapped by the error of [CheckWritable] (and so of
+// NewClient) when this process may not create files in the spool directory.
+var ErrDirNotWritable = errors.New("may not create files in the spool directory")
+
+// CheckWritable reports, in a user's terms, why this process cannot create
+// spool files in dir: which user it runs as, who owns the directory and
+// its mode, or that the file system is read-only. A task spooled there
+// could go nowhere: not into a spool file, and not into the ring either
+// when the ring is the spoolers' (mode 0600) or when the task must spill.
+func CheckWritable(dir string) error {
+	err := unix.Faccessat(unix.AT_FDCWD, dir, unix.W_OK|unix.X_OK, unix.AT_EACCESS)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EROFS):
+		return fmt.Errorf("spool directory %s is on a read-only file system: %w; spool into a writable directory", dir, ErrDirNotWritable)
+	case !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EPERM):
+		return nil // something else (ENOENT...): the writer reports it itself
+	}
+	who := fmt.Sprintf("uid %d", os.Geteuid())
+	if u, err := user.LookupId(strconv.Itoa(os.Geteuid())); err == nil {
+		who = fmt.Sprintf("user %s (uid %d)", u.Username, os.Geteuid())
+	}
+	owner := ""
+	var st unix.Stat_t
+	if unix.Stat(dir, &st) == nil {
+		o, g := strconv.Itoa(int(st.Uid)), strconv.Itoa(int(st.Gid))
+		if u, err := user.LookupId(o); err == nil {
+			o = u.Username
+		}
+		if gr, err := user.LookupGroupId(g); err == nil {
+			g = gr.Name
+		}
+		owner = fmt.Sprintf(" (owner %s, group %s, mode %04o)", o, g, st.Mode&0o7777)
+	}
+	return fmt.Errorf("spool directory %s: permission denied: %s %v%s; run as the user the spoolers run as, or give this user write access to the directory (chgrp and chmod g+w, say)",
+		dir, who, ErrDirNotWritable, owner)
+}

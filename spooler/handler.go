@@ -14,8 +14,15 @@ import (
 //   - nil: OK (SPOOL_OK, -2), the task is done and deleted;
 //   - [ErrIgnore]: IGNORE (SPOOL_IGNORE, 0), not this handler's task: it is
 //     kept as a spool file for another spooler (uWSGI or gospool);
-//   - any other error, or a panic: RETRY (SPOOL_RETRY, -1), the task runs
-//     again later with exponential backoff; the error is logged.
+//   - [ErrRetry]: RETRY (SPOOL_RETRY, -1) asked for on purpose: the task
+//     ran as it should and wants to run again later (a heartbeat, uWSGI's
+//     @spoolforever). It is not a failure: it is rescheduled after
+//     Config.RerunDelay, its attempt count starts again at 1 and it never
+//     counts toward Config.MaxRetries;
+//   - any other error, or a panic: a failed attempt, also RETRY to uWSGI:
+//     the task runs again later with exponential backoff, the error is
+//     logged, and after Config.MaxRetries failed retries it is moved to
+//     DeadDir.
 //
 // ctx is cancelled when the spooler stops quickly (Run's context is
 // cancelled, or a [Spooler.Shutdown] runs out of time); a handler that
@@ -28,8 +35,16 @@ type HandlerFunc func(ctx context.Context, t *Task) error
 // ErrIgnore is returned by a handler that does not take the task.
 var ErrIgnore = errors.New("spooler: task ignored by its handler")
 
+// ErrRetry is returned (or wrapped) by a handler that asks for its task to
+// run again later, as a uWSGI task function returns SPOOL_RETRY: a
+// requested rerun, not a failure (see [HandlerFunc]).
+var ErrRetry = errors.New("the task returned SPOOL_RETRY: run it again later")
+
 // ResultHandler adapts a handler written with uWSGI's return codes: OK is
-// done, Ignore is ignored, and Retry or any other value is retried.
+// done, Ignore is ignored, Retry is a requested rerun ([ErrRetry]), and any
+// other value, which uWSGI also runs again, is a failed attempt: it is most
+// likely a bug (a forgotten return value), and counting it keeps
+// Config.MaxRetries able to stop it.
 func ResultHandler(fn func(ctx context.Context, t *Task) Result) HandlerFunc {
 	return func(ctx context.Context, t *Task) error {
 		switch r := fn(ctx, t); r {
@@ -38,15 +53,12 @@ func ResultHandler(fn func(ctx context.Context, t *Task) Result) HandlerFunc {
 		case Ignore:
 			return ErrIgnore
 		case Retry:
-			return errRetryCode
+			return ErrRetry
 		default:
 			return fmt.Errorf("handler returned %d, which uWSGI treats as SPOOL_RETRY", int(r))
 		}
 	}
 }
-
-// errRetryCode is a plain SPOOL_RETRY: a retry, but not a failure.
-var errRetryCode = errors.New("handler returned SPOOL_RETRY")
 
 // ResultOf maps a handler's error to the uWSGI result it stands for.
 func ResultOf(err error) Result {

@@ -92,12 +92,14 @@ func TestProcessesProduceAndConsume(t *testing.T) {
 func TestFullRingSpillsToFiles(t *testing.T) {
 	dir := t.TempDir()
 	tiny := ring.Geometry{Lanes: 1, SlotsPerLane: 8, LaneBytes: 4096, Consumers: 2}
-	// Create the ring as a spooler would, with nobody consuming yet.
+	// Create the ring as a spooler would, with a spooler attached that
+	// takes nothing yet (busy).
 	r, err := ring.Create(filepath.Join(dir, ring.FileName), ring.Options{Geometry: tiny})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.Close()
+	busy := attachIdleConsumer(t, dir)
 	c, err := NewClient(dir, ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -123,6 +125,7 @@ func TestFullRingSpillsToFiles(t *testing.T) {
 	if files != 40-8 {
 		t.Fatalf("%d tasks spilled, want %d", files, 40-8)
 	}
+	busy()
 	ran := make(chan string, 100)
 	startSpooler(t, Config{Dir: dir, Ring: ring.Options{Geometry: tiny}}, func(s *Spooler) {
 		s.HandleDefault(func(ctx context.Context, tk *Task) error {

@@ -65,6 +65,15 @@ const DeadDir = "gospool-dead"
 // task, and under a name uWSGI never scans.
 const ErrorsDir = "gospool-errors"
 
+// UnorderedMark is the file a spooler running without Config.Ordered
+// writes in its spool directory when it starts (and a spooler with it
+// removes): while such spoolers are attached to the directory's ring, the
+// tasks of priority sub-directories wait for a spooler that runs them.
+// Producers (`gospool spool --priority`, Python's spool()) warn, and
+// `gospool ls` and `gospool stats` show those tasks as waiting (see
+// [PriorityWaits]). uWSGI never reads it: its name has not uWSGI's prefix.
+const UnorderedMark = "gospool.unordered"
+
 // ErrMaxTasks is returned by Run after Config.MaxTasks tasks, so that a
 // supervisor replaces the process, as uWSGI's spooler-max-tasks does.
 var ErrMaxTasks = errors.New("spooler: maximum number of tasks reached")
@@ -94,8 +103,19 @@ type Config struct {
 	// MaxTasks makes Run return ErrMaxTasks after that many tasks (0: never).
 	MaxTasks int
 	// MaxRetries moves a task to DeadDir once it has failed this many
-	// retries (0: retry forever, as uWSGI does).
+	// retries (0: retry forever, as uWSGI does). Only failures count: an
+	// error, a panic, a harakiri. A handler that returns [ErrRetry] asked
+	// to run again and never uses up a retry.
 	MaxRetries int
+	// RerunDelay is how long a task whose handler returned [ErrRetry] (a
+	// @spoolforever heartbeat, say) waits before it runs again. The
+	// default is Frequency, the cadence uWSGI gives such a task: uWSGI
+	// keeps the file and runs it again at its next directory scan, every
+	// spooler-frequency seconds, so a heartbeat tuned under uWSGI keeps its
+	// period here. When the periodic scan is off, the default is
+	// RetryDelay. A rerun is not a failure, so the delay does not grow and
+	// has no jitter: a heartbeat keeps a steady period.
+	RerunDelay time.Duration
 	// Ordered also runs the tasks in numeric priority sub-directories, lower
 	// numbers first, as uWSGI's --spooler-ordered does.
 	Ordered bool
@@ -199,6 +219,12 @@ func New(cfg Config) (*Spooler, error) {
 	}
 	if cfg.RetryMaxDelay <= 0 {
 		cfg.RetryMaxDelay = 5 * time.Minute
+	}
+	if cfg.RerunDelay <= 0 {
+		cfg.RerunDelay = cfg.Frequency
+		if cfg.RerunDelay <= 0 {
+			cfg.RerunDelay = cfg.RetryDelay
+		}
 	}
 	if cfg.Spin == 0 {
 		cfg.Spin = 50 * time.Microsecond
@@ -330,6 +356,9 @@ func (s *Spooler) Run(ctx context.Context) error {
 		return fmt.Errorf("spooler: %w", err)
 	}
 	defer r.Close()
+	// Before attaching: a producer that sees this spooler attached sees
+	// what it runs too.
+	s.markOrdered()
 	cons, err := r.Consumer()
 	if err != nil {
 		return fmt.Errorf("spooler: %s: %w (stop a spooler, or create the ring with more consumers)", r.Path(), err)
@@ -485,6 +514,32 @@ func (s *Spooler) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	return stopErr
+}
+
+// markOrdered writes or removes UnorderedMark according to Config.Ordered.
+// The last spooler to start wins: one directory's spoolers share one
+// configuration (a master gives all of them its own).
+func (s *Spooler) markOrdered() {
+	path := filepath.Join(s.dir, UnorderedMark)
+	if s.cfg.Ordered {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Printf("[spooler %s] %v; gospool spool and ls may say that priority tasks wait", s.dir, err)
+		}
+		return
+	}
+	note := fmt.Sprintf("The gospool spoolers of this directory run without --spooler-ordered:\n"+
+		"tasks in its numbered priority sub-directories wait for a spooler that runs them.\n"+
+		"Written by spooler pid %d at %s; a spooler started with --spooler-ordered removes it.\n",
+		os.Getpid(), time.Now().UTC().Format(time.RFC3339))
+	tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
+	err := os.WriteFile(tmp, []byte(note), 0o644)
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		s.log.Printf("[spooler %s] writing %s: %v; gospool spool and ls cannot tell that priority tasks wait", s.dir, path, err)
+	}
 }
 
 // Shutdown stops Run gracefully, as http.Server.Shutdown does: Run takes no
@@ -732,9 +787,11 @@ func (s *Spooler) finish(j *job, t *Task, herr error, start time.Time) Result {
 		}
 		s.settle(j, t, "") // out of the ring, into a file another spooler can take
 	default:
-		if herr != nil && !errors.Is(herr, errRetryCode) {
-			s.ring.Add(ring.Failed, 1)
+		if errors.Is(herr, ErrRetry) {
+			s.rerun(j, t)
+			return res
 		}
+		s.ring.Add(ring.Failed, 1)
 		if s.cfg.MaxRetries > 0 && j.attempt > s.cfg.MaxRetries {
 			s.bury(j, t, herr)
 			return res
@@ -746,6 +803,25 @@ func (s *Spooler) finish(j *job, t *Task, herr error, start time.Time) Result {
 		s.settleRetry(j, retry, j.attempt, time.Now().Add(delay), herr)
 	}
 	return res
+}
+
+// rerun reschedules a task whose handler asked to run again ([ErrRetry]):
+// not a failure, so no error note, no backoff growth, and the next run is
+// attempt 1 again (its name carries no ".retryN"): a heartbeat that failed
+// twice last week and succeeded since is not one failure from DeadDir.
+func (s *Spooler) rerun(j *job, t *Task) {
+	s.ring.Add(ring.Retried, 1)
+	delay := s.cfg.RerunDelay
+	if !s.cfg.Quiet {
+		s.logf("task %s asked to run again (SPOOL_RETRY): rescheduled in %v, not counted as a failure", j.name(), delay)
+	}
+	if _, err := s.files.WriteNamed(t.Clone(), time.Now().Add(delay), ""); err != nil {
+		s.log.Printf("[spooler %s] cannot write the rerun of %s: %v; it will run again from where it is", s.dir, j.name(), err)
+		s.giveBack(j)
+		return
+	}
+	s.ring.NoteFile()
+	s.settle(j, nil, "")
 }
 
 // call runs the handler; a panic becomes an error, logged with its stack.

@@ -262,7 +262,7 @@ func TestBeforeTasks(t *testing.T) {
 			return nil
 		})
 	})
-	c, err := NewClient(dir, ClientOptions{RequireConsumer: true})
+	c, err := NewClient(dir, ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,6 +424,7 @@ func TestDueFilesGetTheirTurnOnABusyRing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	busy := attachIdleConsumer(t, dir) // a spooler is attached: tasks go into the ring
 	c, err := NewClient(dir, ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -435,6 +436,7 @@ func TestDueFilesGetTheirTurnOnABusyRing(t *testing.T) {
 		}
 	}
 	c.Close()
+	busy()
 	r.Close()
 	w, err := spoolfile.NewWriter(dir, spoolfile.WriterOptions{})
 	if err != nil {
@@ -461,4 +463,145 @@ func TestDueFilesGetTheirTurnOnABusyRing(t *testing.T) {
 	if at < 0 || at > 2*filesTurn {
 		t.Errorf("the due file ran as task %d of %d, want within the first %d", at, n+1, 2*filesTurn)
 	}
+}
+
+// A handler that asks to run again (ErrRetry, or Retry through
+// ResultHandler, as a @spoolforever heartbeat) is rescheduled, not failed:
+// with MaxRetries 2 it runs far more than 3 times and is never buried, each
+// run is attempt 1, and its log line says it was rescheduled. A handler
+// that fails is still buried after its retries, and a task that asks to
+// rerun after failures starts its count again.
+func TestRequestedRerunIsNotAFailure(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	attempts := map[string][]int{}
+	note := func(ctx context.Context, name string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		attempts[name] = append(attempts[name], TaskInfo(ctx).Attempt)
+		return len(attempts[name])
+	}
+	s, logs := startSpooler(t, Config{Dir: dir, MaxRetries: 2, RetryDelay: 5 * time.Millisecond, RetryMaxDelay: 5 * time.Millisecond, RerunDelay: 5 * time.Millisecond}, func(s *Spooler) {
+		s.Handle("beat", func(ctx context.Context, tk *Task) error {
+			note(ctx, "beat")
+			return ErrRetry
+		})
+		s.Handle("rc", ResultHandler(func(ctx context.Context, tk *Task) Result {
+			note(ctx, "rc")
+			return Retry
+		}))
+		s.Handle("broken", func(ctx context.Context, tk *Task) error {
+			note(ctx, "broken")
+			return errors.New("smtp down")
+		})
+		s.Handle("mends", func(ctx context.Context, tk *Task) error {
+			switch note(ctx, "mends") {
+			case 1, 2:
+				return errors.New("not yet")
+			case 3:
+				return ErrRetry
+			}
+			return nil
+		})
+	})
+	c, err := NewClient(s.Dir(), ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, name := range []string{"beat", "rc", "broken", "mends"} {
+		if _, err := c.Spool(context.Background(), NewTask("task", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadFiles := func() []string {
+		m, _ := filepath.Glob(filepath.Join(dir, DeadDir, "uwsgi_spoolfile_on_*[0-9]"))
+		return m
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(attempts["beat"]) >= 6 && len(attempts["rc"]) >= 6 && len(attempts["mends"]) >= 4 && len(deadFiles()) >= 1
+	}, logs)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, name := range []string{"beat", "rc"} {
+		for i, a := range attempts[name] {
+			if a != 1 {
+				t.Errorf("%s: run %d was attempt %d, want 1 every time (runs: %v)", name, i+1, a, attempts[name])
+			}
+		}
+	}
+	if got := attempts["broken"]; !slices.Equal(got, []int{1, 2, 3}) {
+		t.Errorf("broken ran as attempts %v, want [1 2 3] then buried", got)
+	}
+	if got := attempts["mends"]; !slices.Equal(got[:4], []int{1, 2, 3, 1}) {
+		t.Errorf("mends ran as attempts %v, want [1 2 3 1...]: a requested rerun starts the count again", got)
+	}
+	if dead := deadFiles(); len(dead) != 1 {
+		t.Fatalf("dead letters %v, want only the broken task", dead)
+	} else if note, _ := os.ReadFile(dead[0] + ".error"); !strings.Contains(string(note), "smtp down") {
+		t.Errorf("the dead letter is not the broken task: %s", note)
+	}
+	l := logs.String()
+	if !strings.Contains(l, "asked to run again (SPOOL_RETRY): rescheduled in 5ms") {
+		t.Errorf("no rescheduled line in the log:\n%s", l)
+	}
+	for _, line := range strings.Split(l, "\n") {
+		if strings.Contains(line, "failed") && strings.Contains(line, "SPOOL_RETRY") {
+			t.Errorf("a requested rerun logged as a failure: %s", line)
+		}
+	}
+	r, err := ring.Open(filepath.Join(dir, ring.FileName), ring.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if st := r.Stats(); st.Failed != 5 || st.Dead != 1 {
+		t.Errorf("failed %d, dead %d: want 5 failures (broken 3, mends 2) and 1 dead", st.Failed, st.Dead)
+	}
+}
+
+// The wait before a requested rerun defaults to uWSGI's cadence, the scan
+// period, or the retry delay when the periodic scan is off.
+func TestRerunDelayDefaults(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want time.Duration
+	}{
+		{Config{}, 30 * time.Second},
+		{Config{Frequency: 5 * time.Second}, 5 * time.Second},
+		{Config{Frequency: -1, RetryDelay: 3 * time.Second}, 3 * time.Second},
+		{Config{Frequency: -1}, time.Second},
+		{Config{RerunDelay: 7 * time.Second}, 7 * time.Second},
+	} {
+		c.cfg.Dir = t.TempDir()
+		s, err := New(c.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.cfg.RerunDelay != c.want {
+			t.Errorf("Frequency %v, RetryDelay %v, RerunDelay %v: got %v, want %v", c.cfg.Frequency, c.cfg.RetryDelay, c.cfg.RerunDelay, s.cfg.RerunDelay, c.want)
+		}
+	}
+}
+
+// attachIdleConsumer attaches a consumer to dir's ring that takes nothing,
+// as a spooler busy with a long task: producers then use the ring. It is
+// detached by the function returned, or when the test ends.
+func attachIdleConsumer(t *testing.T, dir string) (detach func()) {
+	t.Helper()
+	r, err := ring.Open(filepath.Join(dir, ring.FileName), ring.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.Consumer()
+	if err != nil {
+		r.Close()
+		t.Fatal(err)
+	}
+	var once sync.Once
+	detach = func() { once.Do(func() { c.Close(); r.Close() }) }
+	t.Cleanup(detach)
+	return detach
 }

@@ -379,7 +379,6 @@ func TestRuntimeErrors(t *testing.T) {
 		{[]string{"ls", "--spooler", missing}, []string{missing + " does not exist", "mkdir -p"}},
 		{[]string{"ls", "--spooler", notDir}, []string{"not a directory"}},
 		{[]string{"requeue", "--spooler", missing}, []string{missing + " does not exist"}},
-		{[]string{"stats", "--spooler", dir}, []string{"no gospool ring in " + dir + ": no gospool spooler has served it yet"}},
 		{[]string{"inspect", missing}, []string{missing, "no such file"}},
 		{[]string{"inspect", "--json", dir}, []string{dir}},
 		{[]string{"run", "--spooler", notDir, "--spooler-exec", "true"}, []string{"spool directory " + notDir + " is not a directory: give --spooler the directory itself"}},

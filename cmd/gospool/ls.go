@@ -8,6 +8,7 @@ import (
 
 	"github.com/gospool/gospool/master/scoreboard"
 	"github.com/gospool/gospool/spooler"
+	"github.com/gospool/gospool/spooler/ring"
 )
 
 const lsHelp = `List every pending task of the spool directory DIR, one per line: those in
@@ -20,9 +21,14 @@ included) and its dead letters, each with its state:
   running in pid P   a spooler holds its lock (P from uWSGI's lock, or for
                      gospool from its master's process table, when known)
   dead               out of retries (--spooler-max-retries); its last error follows
+  waiting            in a priority directory, while the gospool spoolers
+                     serving DIR run without --spooler-ordered: it waits for
+                     a spooler that runs priority directories
 
 A file in a priority directory is listed as PRIORITY/NAME; as in uWSGI, only
-spoolers started with --spooler-ordered run those.
+spoolers started with --spooler-ordered run those. The tasks of a damaged
+ring are not listed (a warning says so): gospool run saves them as spool
+files when it starts.
 
 Nothing is changed. --json prints one JSON object per task (JSON Lines):
   {"where": "ring"|"file", "name", "path", "state", "at", "attempt", "pid",
@@ -52,6 +58,12 @@ func cmdLs(_ context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	ringPath := filepath.Join(dir, ring.FileName)
+	if r, err := ring.Open(ringPath, ring.Options{ReadOnly: true}); err == nil {
+		r.Close()
+	} else if what, damaged := ring.Damaged(ringPath, err); damaged {
+		fmt.Fprintln(a.stderr, "gospool ls: "+ringDamaged(ringPath, what, "; its tasks are not listed"))
+	}
 	findRunners(dir, list)
 	for _, p := range list {
 		if *asJSON {
@@ -78,6 +90,8 @@ func lsDetail(p spooler.Pending) string {
 		return fmt.Sprintf("  in pid %d", p.Pid)
 	case p.State == "dead":
 		return fmt.Sprintf("  after %d attempts: %s", p.Attempt, p.Error)
+	case p.State == "waiting":
+		return "  for a spooler started with --spooler-ordered (DIR's run without it)"
 	case p.Attempt > 1:
 		return fmt.Sprintf("  attempt %d", p.Attempt)
 	}

@@ -272,6 +272,10 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 			if err := makeSpoolDir(d); err != nil {
 				return err
 			}
+			// Before the socket: a second master names the first one's pid.
+			if err := master.CheckFree(d); err != nil {
+				return err
+			}
 		}
 	}
 	if o.socketAddr != "" && !master.IsChild() {

@@ -22,12 +22,18 @@ The task's pairs are the KEY=VALUE arguments in order, split at the first
 instead of adding a pair, as uWSGI's Python API does. --at and --priority add
 the "at" and "priority" pairs after them.
 
-The task goes into the shared-memory ring when a gospool spooler serves DIR
-right now, else into a uWSGI spool file (a task with --priority or a future
---at always goes to a file). A ring this gospool cannot use (another
-release's, or damaged) gets a warning on standard error and the task goes
-to a file. One line is printed: the spool file's absolute path, or "ring
-RINGFILE" when the task went into the ring.
+The task goes into the shared-memory ring while a gospool spooler is
+attached to DIR's ring, else into a uWSGI spool file, which uWSGI and
+gospool spoolers both run (a task with --priority or a future --at always
+goes to a file). This is the rule of Go clients and Python's
+gospool.spool() too. A ring this gospool cannot use (another release's, or
+damaged) gets a warning on standard error and the task goes to a file. One
+line is printed: the spool file's absolute path, or "ring RINGFILE" when
+the task went into the ring.
+
+A task with a priority gets a warning when the gospool spoolers serving DIR
+run without --spooler-ordered: they never run priority directories, so it
+waits for a spooler that does.
 
 DIR must exist: create it, or start "gospool run --spooler DIR" first.`
 
@@ -86,7 +92,7 @@ func cmdSpool(ctx context.Context, a *app, args []string) error {
 	if err := checkDir(dir); err != nil {
 		return err
 	}
-	c, err := spooler.NewClient(dir, spooler.ClientOptions{RequireConsumer: true})
+	c, err := spooler.NewClient(dir, spooler.ClientOptions{})
 	if err != nil {
 		// The ring cannot be used (another release's, damaged...): the
 		// task still gets stored, as a spool file, which every spooler
@@ -102,6 +108,10 @@ func cmdSpool(ctx context.Context, a *app, args []string) error {
 	path, err := c.Spool(ctx, t)
 	if err != nil {
 		return fmt.Errorf("task not spooled: %s", cleanError(err))
+	}
+	if _, ok, _ := t.Priority(); ok && spooler.PriorityWaits(c.Dir()) {
+		fmt.Fprintf(a.stderr, "gospool spool: warning: %s: the gospool spoolers serving it run without --spooler-ordered, "+
+			"so this task (priority) waits until a spooler with it runs; restart them with --spooler-ordered, or spool without --priority\n", c.Dir())
 	}
 	ringPath := filepath.Join(c.Dir(), ring.FileName)
 	if path == "" {

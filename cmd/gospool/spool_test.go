@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gospool/gospool/internal/testproc"
 
 	"github.com/gospool/gospool/spooler/ring"
 	"github.com/gospool/gospool/spooler/spoolfile"
@@ -128,7 +133,7 @@ func TestSpoolPriority(t *testing.T) {
 	r.Close()
 	res := gospool(t, "stats", "--spooler", dir, "--json").mustSucceed(t)
 	want := `{"dir":"` + dir + `","ring":{"spooled":0,"spilled":0,"done":0,"retried":0,"failed":0,"ignored":0,"corrupt":0,"dead":0,"in_flight":0,` +
-		`"ready":0,"claimed":0,"fill":0,"sleepers":0,"lanes":[],"consumers":[]},"files":{"due":1,"scheduled":1}}` + "\n"
+		`"ready":0,"claimed":0,"fill":0,"sleepers":0,"lanes":[],"consumers":[]},"files":{"due":1,"scheduled":1,"waiting_for_ordered":0}}` + "\n"
 	if res.stdout != want {
 		t.Errorf("stats --json:\n got %s\nwant %s", res.stdout, want)
 	}
@@ -153,5 +158,137 @@ func TestSpoolUnusableRingFallsBackToFile(t *testing.T) {
 	if !strings.HasPrefix(r.stderr, "gospool spool: warning: ") || !strings.Contains(r.stderr, ring.FileName) ||
 		!strings.Contains(r.stderr, "the task goes to a spool file instead") || strings.Count(r.stderr, "\n") != 1 {
 		t.Errorf("stderr %q", r.stderr)
+	}
+}
+
+// The rule of "Where a task goes": the ring while a gospool spooler is
+// attached, a spool file before one starts and after it stops (the ring
+// file stays behind; a uWSGI spooler may be the one serving DIR now).
+func TestSpoolRingOnlyWhileASpoolerRuns(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := filepath.Join(t.TempDir(), "ran")
+	p := startRun(t, nil, "--spooler", dir, "--spooler-exec", "cat >> "+out)
+	waitLive(t, dir, p)
+	r := gospool(t, "spool", "--spooler", dir, "id=attached").mustSucceed(t)
+	if !strings.HasPrefix(r.stdout, "ring ") {
+		t.Fatalf("a spooler attached: stdout %q, want the ring", r.stdout)
+	}
+	if code := p.stop(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("gospool run exited %d; stderr:\n%s", code, p.stderr)
+	}
+	path := spoolFile(t, cmdOpts{}, dir, "id=stopped")
+	if _, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With spoolers that run without --spooler-ordered, a task with a priority
+// never runs: spool says so on standard error, ls shows it waiting, stats
+// counts it apart from the due files. Spoolers with --spooler-ordered run
+// it, and spool says nothing.
+func TestSpoolPriorityWaitsForAnOrderedSpooler(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := filepath.Join(t.TempDir(), "ran")
+	p := startRun(t, nil, "--spooler", dir, "--spooler-exec", "cat >> "+out)
+	waitLive(t, dir, p)
+	r := gospool(t, "spool", "--spooler", dir, "--priority", "5", "id=prio").mustSucceed(t)
+	if !strings.HasPrefix(r.stderr, "gospool spool: warning: ") || !strings.Contains(r.stderr, "--spooler-ordered") ||
+		strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("spool --priority: stderr %q, want one warning naming --spooler-ordered", r.stderr)
+	}
+	if r := gospool(t, "spool", "--spooler", dir, "id=plain").mustSucceed(t); r.stderr != "" {
+		t.Errorf("spool without a priority warned: %q", r.stderr)
+	}
+	testproc.WaitFor(t, 10*time.Second, "the plain task ran", func() bool {
+		b, _ := os.ReadFile(out)
+		return strings.Contains(string(b), "plain")
+	}, p.stderr)
+
+	ls := gospool(t, "ls", "--spooler", dir).mustSucceed(t)
+	if !strings.Contains(ls.stdout, "waiting file 5/"+spoolfile.Prefix) || !strings.Contains(ls.stdout, "--spooler-ordered") {
+		t.Errorf("ls:\n%s", ls.stdout)
+	}
+	lsj := gospool(t, "ls", "--spooler", dir, "--json").mustSucceed(t)
+	if !strings.Contains(lsj.stdout, `"state":"waiting"`) {
+		t.Errorf("ls --json:\n%s", lsj.stdout)
+	}
+	st := gospool(t, "stats", "--spooler", dir).mustSucceed(t)
+	if !strings.Contains(st.stdout, "spool files: 0 due now, 0 scheduled for later, 1 waiting for an ordered spooler") {
+		t.Errorf("stats:\n%s", st.stdout)
+	}
+	var doc struct {
+		Files map[string]int `json:"files"`
+	}
+	stj := gospool(t, "stats", "--spooler", dir, "--json").mustSucceed(t)
+	if err := json.Unmarshal([]byte(stj.stdout), &doc); err != nil || doc.Files["due"] != 0 || doc.Files["waiting_for_ordered"] != 1 {
+		t.Errorf("stats --json files %v (%v):\n%s", doc.Files, err, stj.stdout)
+	}
+	if code := p.stop(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("gospool run exited %d; stderr:\n%s", code, p.stderr)
+	}
+
+	// Ordered spoolers run it, and nobody warns.
+	p = startRun(t, nil, "--spooler", dir, "--spooler-exec", "cat >> "+out, "--spooler-ordered")
+	waitLive(t, dir, p)
+	testproc.WaitFor(t, 10*time.Second, "the priority task ran", func() bool {
+		b, _ := os.ReadFile(out)
+		return strings.Contains(string(b), "prio")
+	}, p.stderr)
+	if r := gospool(t, "spool", "--spooler", dir, "--priority", "5", "id=prio2").mustSucceed(t); r.stderr != "" {
+		t.Errorf("spool --priority with ordered spoolers warned: %q", r.stderr)
+	}
+	if ls := gospool(t, "ls", "--spooler", dir).mustSucceed(t); strings.Contains(ls.stdout, "waiting") {
+		t.Errorf("ls with ordered spoolers:\n%s", ls.stdout)
+	}
+}
+
+// Spooling into a directory this user may not write is one line naming
+// the directory's permission (its owner and mode, and who we are), never
+// a warning about a ring file, whether the spoolers' ring is there or not.
+// Run as a real unprivileged user: as root, the command runs as nobody.
+func TestSpoolIntoADirectoryNotWritable(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	os.Chmod(base, 0o755)
+	os.Chmod(filepath.Dir(base), 0o755)
+	os.Chmod(filepath.Dir(gospoolBin), 0o755)
+	noRing := filepath.Join(base, "noring")
+	withRing := filepath.Join(base, "withring")
+	for _, d := range []string{noRing, withRing} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := ring.Create(filepath.Join(withRing, ring.FileName), ring.Options{Geometry: ring.Geometry{Lanes: 1, SlotsPerLane: 2, LaneBytes: 4096, Consumers: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	var cred *syscall.Credential
+	if os.Geteuid() == 0 {
+		cred = &syscall.Credential{Uid: 65534, Gid: 65534, NoSetGroups: true}
+	} else {
+		for _, d := range []string{noRing, withRing} {
+			os.Chmod(d, 0o555)
+			defer os.Chmod(d, 0o755)
+		}
+	}
+	for _, d := range []string{noRing, withRing} {
+		c := exec.Command(gospoolBin, "spool", "--spooler", d, "task=x")
+		c.Env = childEnv()
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		var stdout, stderr bytes.Buffer
+		c.Stdout, c.Stderr = &stdout, &stderr
+		err := c.Run()
+		if _, ok := err.(*exec.ExitError); !ok {
+			t.Fatalf("%s: %v, want exit status 1; stdout %q stderr %q", d, err, stdout.String(), stderr.String())
+		}
+		msg := stderr.String()
+		if strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "gospool spool: ") || strings.Contains(msg, ring.FileName) ||
+			!strings.Contains(msg, "spool directory "+d+": permission denied: ") || !strings.Contains(msg, "mode 0") {
+			t.Errorf("%s: stderr %q, want one line naming the directory's permission, not the ring", d, msg)
+		}
 	}
 }

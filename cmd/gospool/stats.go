@@ -14,6 +14,7 @@ import (
 
 	"github.com/gospool/gospool/master/scoreboard"
 	"github.com/gospool/gospool/master/stats"
+	"github.com/gospool/gospool/spooler"
 	"github.com/gospool/gospool/spooler/ring"
 )
 
@@ -21,15 +22,19 @@ const statsHelp = `Show the state of the spool directory DIR without disturbing 
 counters of its shared-memory ring (kept by every gospool process that used
 it, so no server is needed), its lanes with a producer or with records, the
 spooler processes attached, how many uWSGI spool files wait in DIR (due
-now, or scheduled for later by their "at"), and, when a gospool master
+now, scheduled for later by their "at", or waiting for an ordered spooler:
+in priority directories, while the gospool spoolers serving DIR run without
+--spooler-ordered), and, when a gospool master
 serves DIR, its processes from the master's scoreboard (DIR/gospool.procs):
 pid, role, respawns, requests or tasks done, and what each is busy with
 since when.
 
-Counters: spooled (into the ring), spilled (to files instead: lane full or
-task too big), done, retried, failed (handler error or panic, also counted
-in retried), ignored (no handler took it), corrupt (dropped records), dead (out of retries), in
-flight (running now). ready and claimed are counted in the ring right now;
+Counters: spooled (into the ring), spilled (to files instead: lane full,
+task too big, or no gospool spooler attached), done, retried (sent back as a
+spool file for a later run: after a failure, or because the task asked to
+run again, as @spoolforever does), failed (handler error, panic or
+harakiri, also counted in retried), ignored (no handler took it), corrupt
+(dropped records), dead (out of retries), in flight (running now). ready and claimed are counted in the ring right now;
 fill is the percentage of the ring's payload space in use.
 
 --json prints one object:
@@ -37,7 +42,8 @@ fill is the percentage of the ring's payload space in use.
    "ignored", "corrupt", "dead", "in_flight", "ready", "claimed", "fill", "sleepers",
    "lanes": [{"lane", "owner_pid", "ready", "claimed", "writing"}],
    "consumers": [{"entry", "pid", "tasks", "since"}]},
-   "files": {"due", "scheduled"},
+   "ring_error" (instead of "ring": no ring yet, or a damaged one),
+   "files": {"due", "scheduled", "waiting_for_ordered"},
    "master": {"pid", "started", "reloads", "processes": [{"pid", "role",
    "number", "state", "respawns", "spawned", "done", "busy_since",
    "current"}]}}   ("master" only while a master runs)`
@@ -65,27 +71,53 @@ func cmdStats(_ context.Context, a *app, args []string) error {
 		dir = abs
 	}
 	path := filepath.Join(dir, ring.FileName)
+	// Without a ring, or with a damaged one, the spool files and the
+	// master are still worth showing.
+	var st *ring.Stats
+	doc := statsDoc{Dir: dir}
 	r, err := ring.Open(path, ring.Options{ReadOnly: true})
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("no gospool ring in %s: no gospool spooler has served it yet (start one with gospool run --spooler %s)", dir, dir)
+	what, damaged := ring.Damaged(path, err)
+	switch {
+	case err == nil:
+		defer r.Close()
+		s := r.Stats()
+		rs := stats.RingOf(s)
+		st, doc.Ring = &s, &rs
+	case errors.Is(err, fs.ErrNotExist):
+		doc.RingError = fmt.Sprintf("no gospool ring in %s: no gospool spooler has served it yet (start one with gospool run --spooler %s)", dir, dir)
+	case damaged:
+		doc.RingError = ringDamaged(path, what, "")
+	default:
+		return err
 	}
+	now := time.Now()
+	counted, err := stats.CountFiles(dir, now)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	st := r.Stats()
-	files, err := stats.CountFiles(dir, time.Now())
-	if err != nil {
-		return err
+	files := filesDoc{Files: counted}
+	if due, scheduled, err := spooler.CountWaiting(dir, now); err == nil && due+scheduled > 0 {
+		// CountFiles counts them as due or scheduled: they are neither.
+		files.Due -= due
+		files.Scheduled -= scheduled
+		files.WaitingForOrdered = due + scheduled
 	}
-	procs := readMaster(dir)
+	doc.Files, doc.Master = files, readMaster(dir)
 	if *asJSON {
-		return writeJSON(a.stdout, statsDoc{Dir: dir, Ring: stats.RingOf(st), Files: files, Master: procs})
+		return writeJSON(a.stdout, doc)
 	}
 	fmt.Fprintf(a.stdout, "spool directory %s\n", dir)
-	printRing(a.stdout, path, st)
-	fmt.Fprintf(a.stdout, "spool files: %d due now, %d scheduled for later\n", files.Due, files.Scheduled)
-	printMaster(a.stdout, procs)
+	if st != nil {
+		printRing(a.stdout, path, *st)
+	} else {
+		fmt.Fprintf(a.stdout, "ring: %s\n", doc.RingError)
+	}
+	fmt.Fprintf(a.stdout, "spool files: %d due now, %d scheduled for later", files.Due, files.Scheduled)
+	if files.WaitingForOrdered > 0 {
+		fmt.Fprintf(a.stdout, ", %d waiting for an ordered spooler (in priority directories; DIR's spoolers run without --spooler-ordered)", files.WaitingForOrdered)
+	}
+	fmt.Fprintln(a.stdout)
+	printMaster(a.stdout, doc.Master)
 	return nil
 }
 
@@ -146,10 +178,27 @@ func printMaster(w io.Writer, m *masterDoc) {
 
 // statsDoc is the JSON of `gospool stats --json`.
 type statsDoc struct {
-	Dir    string      `json:"dir"`
-	Ring   stats.Ring  `json:"ring"`
-	Files  stats.Files `json:"files"`
-	Master *masterDoc  `json:"master,omitempty"`
+	Dir  string      `json:"dir"`
+	Ring *stats.Ring `json:"ring,omitempty"`
+	// RingError says why there is no "ring": none yet, or a damaged one.
+	RingError string     `json:"ring_error,omitempty"`
+	Files     filesDoc   `json:"files"`
+	Master    *masterDoc `json:"master,omitempty"`
+}
+
+// filesDoc counts the spool files: due and scheduled ones, and those that
+// wait for an ordered spooler ([spooler.CountWaiting]), counted apart.
+type filesDoc struct {
+	stats.Files
+	WaitingForOrdered int `json:"waiting_for_ordered"`
+}
+
+// ringDamaged is what ls and stats say about a ring that ring.Damaged
+// says is damaged, with note after the damage. Not ring.Open's advice, to
+// remove the file: a master moves it aside and saves the tasks in it.
+func ringDamaged(path, what, note string) string {
+	return fmt.Sprintf("%s is damaged (%s)%s: gospool run --spooler %s saves the tasks in it as spool files when it (re)starts",
+		path, what, note, filepath.Dir(path))
 }
 
 // printRing writes the text form of a ring's stats.

@@ -65,7 +65,8 @@ func startGospool(t *testing.T, dir string, env ...string) *testproc.Buffer {
 	here, _ := os.Getwd()
 	out := &testproc.Buffer{}
 	cmd := exec.Command(gospoolBin, "run", "--spooler", filepath.Join(dir, "spool"), "--spooler-import", "tasks",
-		"--spooler-retry-delay", "0.2", "--spooler-retry-max-delay", "0.5")
+		"--spooler-retry-delay", "0.2", "--spooler-retry-max-delay", "0.5",
+		"--spooler-frequency", "2") // as original.ini: @spoolforever's cadence
 	cmd.Env = append(os.Environ(), append([]string{"PYTHONPATH=" + here, "EXAMPLE_DIR=" + dir}, env...)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

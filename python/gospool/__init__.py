@@ -4,8 +4,8 @@ Standard library only. The public API::
 
     gospool.spool(dict) -> bytes             # also spool(**kwargs), as uwsgi.spool
     gospool.send_to_spooler(dict) -> bytes   # the same function
-    gospool.configure(dirs=None, *, ring=True, require_consumer=False,
-                      sync=False, full_wait=0.002) -> None
+    gospool.configure(dirs=None, *, ring=True, sync=False,
+                      full_wait=0.002) -> None
     gospool.spoolers() -> tuple of bytes     # the known spool directories
     gospool.install(dirs=None) -> None       # route uwsgi.spool to gospool
     gospool.close() -> None                  # give the ring lanes back
@@ -13,9 +13,9 @@ Standard library only. The public API::
 
 ``spool`` takes its argument exactly as uWSGI 2.0.21's ``uwsgi.spool`` does
 on Python 3 (same rules, same ValueError messages), then hands the task to
-the spool directory's shared-memory ring when a gospool spooler made one
-(``DIR/gospool.ring``; a few microseconds, no file), or writes a uWSGI
-spool file that uWSGI and gospool spoolers both run. It returns the task's
+the spool directory's shared-memory ring while a gospool spooler is
+attached to it (``DIR/gospool.ring``; a few microseconds, no file), or
+writes a uWSGI spool file that uWSGI and gospool spoolers both run. It returns the task's
 name: the absolute path of the spool file as bytes (as ``uwsgi.spool``),
 or ``b"ring:LANE:SEQ"`` for a task handed over in the ring, the name the
 gospool spooler logs it under (``managing request ring:3:17 ...``).
@@ -27,9 +27,13 @@ The known directories are those given to ``configure()`` (or
 ``GOSPOOL_SPOOLER_DIRS`` (colon-separated; ``GOSPOOL_SPOOLER_DIR`` is used
 when only it is set).
 
-Where the task goes, as Go's ``spooler.Client``: a spool file when it has a
-``priority`` (a sub-directory, as in uWSGI) or an ``at`` in the future, when
-the directory has no ring, when the ring's lane is full (after waiting up to
+Where the task goes, by the same rule as Go's ``spooler.Client`` and
+``gospool spool`` (the Go spooler package's documentation, "Where a task
+goes", says why): a spool file when no gospool spooler is attached to the
+directory's ring (none has made one, or none runs now: a uWSGI spooler may
+be the one serving the directory, and ring records wait for a gospool
+spooler), when it has a ``priority`` (a sub-directory, as in uWSGI) or an
+``at`` in the future, when the ring's lane is full (after waiting up to
 ``full_wait`` seconds while the spoolers make progress), when the record is
 bigger than a quarter of a lane, or when every lane is taken; the ring
 otherwise. A spill bumps the ring's counters so that gospool spoolers look
@@ -43,7 +47,13 @@ Better than uWSGI, where it breaks nobody:
   time, an empty key are a ValueError("unable to spool job") with a note
   saying why, before anything is written;
 - the caller's dict is never modified (uWSGI deletes ``b"body"`` from it);
-- an empty ``b"body"`` is no body (uWSGI writes none either).
+- an empty ``b"body"`` is no body (uWSGI writes none either);
+- a task with a ``priority`` gets a RuntimeWarning (once per directory)
+  while the gospool spoolers serving the directory run without
+  ``--spooler-ordered``: they never run priority sub-directories, so it
+  would wait unseen (uWSGI says nothing either);
+- a directory this user may not write is a ValueError whose note names
+  the user, the directory's owner and mode.
 
 One difference cannot be helped: uWSGI's C function tells ``spool(**{})``
 (it spools an empty task) from ``spool()`` (an error); a Python function
@@ -60,7 +70,7 @@ import threading
 import time
 import warnings
 
-from . import _msgpack, _ring, _spoolfile
+from . import _attach, _msgpack, _ring, _spoolfile
 
 __all__ = [
     "SPOOL_OK",
@@ -94,6 +104,47 @@ _SPOOLER = b"spooler"
 _PRIORITY = b"priority"
 _AT = b"at"
 _SPECIAL = frozenset((_SPOOLER, _PRIORITY, _AT))
+
+# The file gospool spoolers keep in a spool directory while they run without
+# --spooler-ordered (Go: spooler.UnorderedMark).
+UNORDERED_MARK = "gospool.unordered"
+
+_PRIORITY_WAITS = (
+    "the gospool spoolers serving it run without --spooler-ordered, so tasks with a priority "
+    "(its numbered sub-directories) wait until a spooler with it runs; restart them with "
+    "--spooler-ordered (or spooler-ordered = true in the ini), or spool without a priority")
+
+# os.access(effective_ids=True) where the platform has it (Linux does).
+_EFFECTIVE = os.access in os.supports_effective_ids
+
+
+def _dir_not_writable(real):
+    """Why this process cannot create files in the spool directory."""
+    uid = os.geteuid()
+    who = "uid %d" % uid
+    try:
+        import pwd
+        who = "user %s (uid %d)" % (pwd.getpwuid(uid).pw_name, uid)
+    except (ImportError, KeyError):
+        pass
+    owner = ""
+    try:
+        st = os.stat(real)
+        o, g = str(st.st_uid), str(st.st_gid)
+        try:
+            import grp
+            import pwd
+            o = pwd.getpwuid(st.st_uid).pw_name
+            g = grp.getgrgid(st.st_gid).gr_name
+        except (ImportError, KeyError):
+            pass
+        owner = " (owner %s, group %s, mode %04o)" % (o, g, st.st_mode & 0o7777)
+    except OSError:
+        pass
+    return ("spool directory %s: permission denied: %s may not create files in the spool directory%s; "
+            "run as the user the spoolers run as, or give this user write access to the directory "
+            "(chgrp and chmod g+w, say)" % (real, who, owner))
+
 
 _HOW_TO_CONFIGURE = (
     "no spool directory is known: call gospool.configure(dirs=['/path/to/spool']) "
@@ -188,18 +239,19 @@ class _Dir:
         self.breal = os.fsencode(real)
         self.writer = _spoolfile.Writer(real)
         self.ring = None
+        self.attachment = None  # of self.ring; set before it
         self.use_ring = True
-        self.require_consumer = False
         self.sync = False
         self.full_wait = 0.002
         self._looked_at = None
         self._warned = False
+        self._priority_looked_at = None
+        self._priority_warned = False
         self._lock = threading.Lock()
 
-    def set_options(self, *, ring, require_consumer, sync, full_wait):
+    def set_options(self, *, ring, sync, full_wait):
         with self._lock:
             self.use_ring = ring
-            self.require_consumer = require_consumer
             self.sync = sync
             self.writer.sync = sync
             self.full_wait = full_wait
@@ -210,8 +262,17 @@ class _Dir:
             self._looked_at = None
 
     def current_ring(self):
-        """The ring, looking for it again at most once a second while the
-        directory has none (a spooler may start after the producer)."""
+        """The ring while a gospool spooler is attached to it, else None:
+        the rule of "Where a task goes" (see _attach). While the directory
+        has no ring, it is looked for again at most once a second (a
+        spooler may start after the producer)."""
+        r = self.open_ring()
+        if r is None or not self.attachment.attached():
+            return None
+        return r
+
+    def open_ring(self):
+        """The directory's ring, attached or not; None when it has none."""
         r = self.ring
         if r is not None:
             if not r.closed:
@@ -229,22 +290,39 @@ class _Dir:
                 r = _ring.open_ring(path, sync=self.sync)
             except FileNotFoundError:
                 return None  # no gospool spooler served this directory yet: files
+            except PermissionError as e:
+                # Most often the directory itself, which a spool file needs
+                # too: say so rather than blame a ring file.
+                if not os.access(self.real, os.W_OK | os.X_OK, effective_ids=_EFFECTIVE):
+                    raise _unable(_dir_not_writable(self.real), e) from e
+                if not self._warned:
+                    self._warned = True
+                    warnings.warn("gospool: %s; tasks for %s go to spool files" % (e, self.real),
+                                  RuntimeWarning, stacklevel=4)
+                return None
             except (_ring.RingError, OSError) as e:
                 if not self._warned:
                     self._warned = True
                     warnings.warn("gospool: %s; tasks for %s go to spool files" % (e, self.real),
                                   RuntimeWarning, stacklevel=4)
                 return None
-            if self.require_consumer and not r.has_live_consumer():
-                return None  # maybe a uWSGI spooler serves it: files, which it runs
             r.sync = self.sync
+            self.attachment = _attach.Attachment(r)
             self.ring = r
             return r
 
     def spool(self, pairs, body, priority, at_ns):
-        r = self.current_ring()
+        if priority is not None and not self._priority_warned:
+            self._warn_priority()
+        r = self.open_ring()
         if r is None:
             return self._file(pairs, body, priority, at_ns)
+        if not self.attachment.attached():
+            # Counted as spilled (a file instead of the ring), so that
+            # `gospool stats` accounts for every task.
+            path = self._file(pairs, body, priority, at_ns)
+            r.note_spill()
+            return path
         if priority is None and (at_ns is None or at_ns <= time.time_ns()):
             try:
                 lane, seq = self._push(r, _msgpack.encode_record(pairs, body))
@@ -290,9 +368,30 @@ class _Dir:
             path = self.writer.write(data, priority=priority, at_ns=at_ns)
         except _spoolfile.NoSpaceError:
             raise  # an OSError (ENOSPC) and a ValueError, naming the directory: clear as it is
+        except PermissionError as e:
+            if not os.access(self.real, os.W_OK | os.X_OK, effective_ids=_EFFECTIVE):
+                raise _unable(_dir_not_writable(self.real), e) from e
+            raise _unable("writing a spool file in %s failed: %s" % (self.real, e), e) from e
         except OSError as e:
             raise _unable("writing a spool file in %s failed: %s" % (self.real, e), e) from e
         return os.fsencode(path)
+
+    def _warn_priority(self):
+        """Warn once when the task's priority directory is one that the
+        gospool spoolers attached to this directory do not run (they were
+        started without --spooler-ordered: see UNORDERED_MARK). Looked at
+        at most once a second until it warns."""
+        now = time.monotonic()
+        if self._priority_looked_at is not None and now - self._priority_looked_at < 1.0:
+            return
+        self._priority_looked_at = now
+        if not os.path.exists(os.path.join(self.real, UNORDERED_MARK)):
+            return
+        r = self.open_ring()
+        if r is None or not self.attachment.attached():
+            return
+        self._priority_warned = True
+        warnings.warn("gospool: %s: %s" % (self.real, _PRIORITY_WAITS), RuntimeWarning, stacklevel=4)
 
 
 class _Config:
@@ -331,15 +430,14 @@ def _resolve(dirs):
     return out
 
 
-def configure(dirs=None, *, ring=True, require_consumer=False, sync=False, full_wait=0.002):
+def configure(dirs=None, *, ring=True, require_consumer=None, sync=False, full_wait=0.002):
     """Set the spool directories spool() knows; the first is the default.
 
     dirs: paths (str, bytes or path-like) of existing directories; None
     reads GOSPOOL_SPOOLER_DIRS as spool() would. ring: use the directory's
     ring when it has one (False: always write spool files, as uWSGI).
-    require_consumer: use the ring only while a gospool spooler is attached
-    to it (checked when the ring is first found; install() sets it under
-    uWSGI, where a uWSGI spooler may be the one serving the directory).
+    require_consumer: ignored, kept for callers of earlier releases: the
+    ring is always used only while a gospool spooler is attached to it.
     sync: msync the ring and fsync spool files before spool() returns (a
     task then survives a power loss, not only a crash). full_wait: seconds
     to wait for room in a full lane while spoolers make progress before
@@ -361,7 +459,7 @@ def configure(dirs=None, *, ring=True, require_consumer=False, sync=False, full_
             d = _all_dirs.get(real)
             if d is None:
                 d = _all_dirs[real] = _Dir(real)
-            d.set_options(ring=ring, require_consumer=require_consumer, sync=sync, full_wait=full_wait)
+            d.set_options(ring=ring, sync=sync, full_wait=full_wait)
             new.append(d)
         _config = _Config(tuple(new))
 
@@ -540,7 +638,7 @@ def install(dirs=None):
             if not dirs:
                 raise ValueError("gospool.install(): uWSGI has no spooler: add `spooler-external = DIR` "
                                  "(or `spooler = DIR`) to its options, or call install(dirs=[...])")
-        configure(dirs, require_consumer=True)
+        configure(dirs)
         uwsgi.spool = spool
         uwsgi.send_to_spooler = send_to_spooler
         return

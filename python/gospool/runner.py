@@ -23,7 +23,10 @@ name as bytes, the task's pairs with bytes keys and values in file order
 error are the spooler's log; they are flushed after each task.
 
 Results, as uWSGI 2.0.21's Python plugin maps them (observed with Debian's
-uWSGI 2.0.21; see python/testdata/uwsgi-decorators/MANIFEST.md):
+uWSGI 2.0.21; see python/testdata/uwsgi-decorators/MANIFEST.md). The Go
+side tells a task that returned the int -1 (SPOOL_RETRY, @spoolforever)
+from one whose None or str uWSGI also maps to -1 by the empty note: the
+first asked to run again and is no failure, the second counts as one.
 
     callable returns an int      that int, truncated to a C int (2**32-2
                                  is -2); an int beyond 64 bits is -1
@@ -64,9 +67,11 @@ one reply before the next request is read.
     5       4     i32  code: READY: the protocol version (1); DONE: the
                        uWSGI result code; EXCEPTION: -1; SYSEXIT: the exit
                        status the runner exits with right after
-    9       L-5        text, UTF-8: READY: the Python version; DONE: empty,
-                       or a note on an unusual return value; EXCEPTION and
-                       SYSEXIT: the traceback
+    9       L-5        text, UTF-8: READY: the Python version; DONE: empty
+                       when the task returned that very int, else a note on
+                       the unusual return value uWSGI maps to it (None,
+                       True, an int out of C range); EXCEPTION and SYSEXIT:
+                       the traceback
 
     +--------+------+----------+-----------------+
     | L u32  | kind | code i32 | text            |

@@ -98,12 +98,37 @@ def fill_disk(d):
     return path
 
 
+def attach_consumer(path, entry=0):
+    """Attach a consumer to the ring at path as a gospool spooler does
+    (its entry's generation and pid words, and an OFD lock on the entry's
+    byte, through an open file of its own), so that producers see a
+    spooler attached. Returns a function that detaches it as a clean
+    Close does: pid word to 0, then the lock dropped."""
+    import fcntl
+    import struct
+    fd = os.open(path, os.O_RDWR)
+    off = _ring.CONSUMER_BASE + entry * _ring.CONSUMER_SIZE
+    fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _ring._FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, off, 1, 0))
+    gen = struct.unpack("<I", os.pread(fd, 4, off))[0]
+    os.pwrite(fd, struct.pack("<II", (gen + 1) & 0xFFFFFFFF, os.getpid()), off)
+
+    def detach():
+        if fd_box:
+            os.pwrite(fd, struct.pack("<I", 0), off + 4)
+            os.close(fd_box.pop())
+    fd_box = [fd]
+    return detach
+
+
 class RingReader:
     """Reads a ring file the way a consumer would, for tests in one process
     with no other consumer: records are marked done with plain stores."""
 
-    def __init__(self, path):
+    def __init__(self, path, attach=False):
         self.path = path
+        # attach: as a spooler attached to the ring (producers use the ring
+        # only then).
+        self.detach = attach_consumer(path) if attach else (lambda: None)
         self.fd = os.open(path, os.O_RDWR)
         import mmap
         import struct
@@ -122,6 +147,7 @@ class RingReader:
     def close(self):
         if self.fd < 0:
             return
+        self.detach()
         del self._w64, self._w32
         self.mm.close()
         os.close(self.fd)

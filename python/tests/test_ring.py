@@ -28,12 +28,13 @@ LOCK_HOLDER = textwrap.dedent("""
 
 class RingCase(support.Case):
     geometry = support.SMALL
+    attach = False  # True: a spooler is attached, so gospool.spool() uses the ring
 
     def setUp(self):
         super().setUp()
         self.dir = self.mkdir()
         self.path = self.make_ring(self.dir, self.geometry)
-        self.reader = support.RingReader(self.path)
+        self.reader = support.RingReader(self.path, attach=self.attach)
         self.addCleanup(self.reader.close)
 
     def ring(self, **kw):
@@ -411,6 +412,7 @@ class TestInterruptedPush(RingCase):
 
 
 class TestFork(RingCase):
+    attach = True
     def forked(self, fn):
         """Run fn in a forked child; returns what it wrote to the pipe."""
         rfd, wfd = os.pipe()
@@ -461,7 +463,7 @@ class TestFork(RingCase):
         gospool.close()
         os.unlink(self.path)
         self.make_ring(self.dir, _ring.Geometry(1, 8, 4096, 4))
-        self.reader = support.RingReader(self.path)
+        self.reader = support.RingReader(self.path, attach=True)
         gospool.configure([self.dir], full_wait=0)
         self.assertEqual(gospool.spool({b"who": b"parent"}), b"ring:0:0")
         out = self.forked(lambda: gospool.spool({b"who": b"child"}))
@@ -470,6 +472,7 @@ class TestFork(RingCase):
 
 
 class TestRecordFromSpool(RingCase):
+    attach = True
     def test_spool_writes_go_records(self):
         gospool.configure([self.dir])
         gospool.spool({b"task": b"resize", b"body": b"img"})

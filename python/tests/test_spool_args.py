@@ -296,7 +296,7 @@ class TestRingOrFile(support.Case):
         self.dir = self.mkdir()
         self.ring_path = self.make_ring(self.dir)
         gospool.configure([self.dir], full_wait=0)
-        self.reader = support.RingReader(self.ring_path)
+        self.reader = support.RingReader(self.ring_path, attach=True)
         self.addCleanup(self.reader.close)
 
     def test_ring_name(self):
@@ -366,7 +366,7 @@ class TestRingOrFile(support.Case):
         other = self.mkdir("later")
         gospool.configure([other], full_wait=0)
         self.assertTrue(os.path.exists(gospool.spool({b"a": b"1"})))
-        self.make_ring(other)
+        self.addCleanup(support.attach_consumer(self.make_ring(other)))
         gospool._all_dirs[os.path.realpath(other)]._looked_at -= 2  # the next look is due
         self.assertTrue(gospool.spool({b"a": b"2"}).startswith(b"ring:"))
 
@@ -374,12 +374,25 @@ class TestRingOrFile(support.Case):
         gospool.configure([self.dir], ring=False)
         self.assertTrue(os.path.exists(gospool.spool({b"a": b"1"})))
 
-    def test_require_consumer_without_one(self):
-        # No consumer entry is locked: maybe a uWSGI spooler serves the
-        # directory, so files.
-        gospool.close()
-        gospool.configure([self.dir], require_consumer=True)
-        self.assertTrue(os.path.exists(gospool.spool({b"a": b"1"})))
+    def test_ring_only_while_a_spooler_is_attached(self):
+        # The rule of "Where a task goes": a ring with no spooler attached
+        # (none started yet, or all stopped: maybe a uWSGI spooler serves
+        # the directory) gets no task; files, which every spooler runs.
+        self.assertTrue(gospool.spool({b"a": b"1"}).startswith(b"ring:"))
+        self.reader.detach()  # the spooler stops cleanly
+        name = gospool.spool({b"a": b"2"})
+        self.assertTrue(os.path.exists(name), name)
+        other = self.mkdir("never-attached")
+        self.make_ring(other)
+        gospool.configure([other], full_wait=0)
+        name = gospool.spool({b"a": b"3"})
+        self.assertTrue(os.path.exists(name), name)
+        # A spooler attaches: seen at once (its entry's generation moved).
+        self.addCleanup(support.attach_consumer(os.path.join(other, _ring.FILE_NAME), entry=2))
+        self.assertTrue(gospool.spool({b"a": b"4"}).startswith(b"ring:"))
+        # require_consumer, of earlier releases, is accepted and changes nothing.
+        gospool.configure([other], require_consumer=False)
+        self.assertTrue(gospool.spool({b"a": b"5"}).startswith(b"ring:"))
 
     def test_threads(self):
         gospool.configure([self.dir], full_wait=0)
