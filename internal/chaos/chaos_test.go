@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -234,6 +235,9 @@ func newCluster(t *testing.T, python string, seed uint64) *cluster {
 				}
 				t.Logf("the end of %s:\n%s", f, b)
 			}
+			if *keepFlag == "" {
+				keepEvidence(t, tmp, seed)
+			}
 		}
 		c.stopProducers()
 		if pid := c.masterPid(); pid != 0 {
@@ -244,6 +248,29 @@ func newCluster(t *testing.T, python string, seed uint64) *cluster {
 		c.mu.Unlock()
 	})
 	return c
+}
+
+// keepEvidence copies a failed run's logs, outputs and spool directory
+// (not the binaries) out of the test's temporary directory, which the
+// testing package removes, and says where.
+func keepEvidence(t *testing.T, tmp string, seed uint64) {
+	dst, err := os.MkdirTemp("", fmt.Sprintf("gospool-chaos-%d-", seed))
+	if err == nil {
+		for _, name := range []string{"logs", "spool", "chaos.out", "master.out", "producers.out"} {
+			src := filepath.Join(tmp, name)
+			if fi, serr := os.Stat(src); serr != nil {
+				continue
+			} else if fi.IsDir() {
+				err = errors.Join(err, os.CopyFS(filepath.Join(dst, name), os.DirFS(src)))
+			} else if b, rerr := os.ReadFile(src); rerr == nil {
+				err = errors.Join(err, os.WriteFile(filepath.Join(dst, name), b, 0o600))
+			}
+		}
+	}
+	if err != nil {
+		t.Logf("keeping the failed run's files: %v", err)
+	}
+	t.Logf("the failed run's logs and spool directory are in %s", dst)
 }
 
 // waitAttached waits until every spooler process has a consumer entry.
