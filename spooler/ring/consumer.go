@@ -6,7 +6,10 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"time"
+
+	"github.com/gospool/gospool/internal/failpoint"
 )
 
 // Consumer claims records from every lane of the ring and marks them done.
@@ -27,7 +30,17 @@ type Consumer struct {
 	recoverSeq  uint32
 	lastFileSeq uint32
 	closed      bool
+	rescan      atomic.Bool // set by ReleaseDead: reset the cursors
 }
+
+// Failpoints on the consumer's side, each a window in which a kill leaves
+// two header words out of step (see the package doc's crash recovery).
+const (
+	FailpointSleepCounted    = "ring-consumer-sleep-counted"    // Wait: sleepers raised, flag not yet
+	FailpointSleepUncounting = "ring-consumer-sleep-uncounting" // flag lowered, sleepers not yet
+	FailpointReleased        = "ring-consumer-released"         // Release: ready again, recover seq not bumped
+	FailpointReleasedDead    = "ring-release-dead-released"     // releaseDead: the same
+)
 
 // Record is a claimed record. Payload points into the shared mapping and
 // stays valid, unchanged, until [Consumer.Done] or [Consumer.Release]: the
@@ -115,9 +128,11 @@ const laneBurst = 64
 func (c *Consumer) scan(claim bool) (Record, bool, error) {
 	r := c.r
 	m := r.m
-	if rs := m.u32(offRecoverSeq).Load(); rs != c.recoverSeq {
-		// Claimed records went back to ready somewhere: look again from the tails.
+	if rs := m.u32(offRecoverSeq).Load(); rs != c.recoverSeq || c.rescan.Load() {
+		// Claimed records went back to ready somewhere (or may have, see
+		// ReleaseDead): look again from the tails.
 		c.recoverSeq = rs
+		c.rescan.Store(false)
 		clear(c.cursor)
 	}
 	L := r.geo.Lanes
@@ -205,9 +220,16 @@ func (c *Consumer) Done(rec Record) error {
 }
 
 // Release puts a claimed record back, ready for any consumer.
+//
+// The record is ready for anyone from its compare-and-swap on, but
+// consumers whose cursor is past it see it only after the recover seq
+// changes. A process killed between the two leaves it unseen until every
+// consumer's next [Consumer.ReleaseDead], which looks again from the tails
+// whatever the recover seq says.
 func (c *Consumer) Release(rec Record) error {
 	err := c.finish(rec, stateReady)
 	if err == nil {
+		failpoint.Inject(FailpointReleased)
 		c.r.m.u32(offRecoverSeq).Add(1)
 		c.r.wake()
 	}
@@ -263,8 +285,13 @@ func (c *Consumer) Wait(d, spin time.Duration, more func() bool) {
 	}
 	seen := m.u32(offWakeSeq).Load()
 	flag := m.u32(c.r.consumerOff(c.entry) + conSleeping)
-	flag.Store(1)
+	// The count first, then the flag: a consumer killed between the two
+	// leaves the count one too high (producers pay a wake syscall nobody
+	// needed, until the recount in releaseDead heals it), never one too
+	// low (producers would skip the wake of a live sleeper for good).
 	m.u32(offSleepers).Add(1)
+	failpoint.Inject(FailpointSleepCounted)
+	flag.Store(1)
 	if !ready() {
 		futexWait(m.addr(offWakeSeq), seen, d)
 	}
@@ -274,9 +301,39 @@ func (c *Consumer) Wait(d, spin time.Duration, more func() bool) {
 // clearSleeping takes entry i out of the sleepers count if it is in it.
 func (c *Consumer) clearSleeping(i int) { c.r.clearSleeping(i) }
 
+// clearSleeping lowers the flag, then the count: the reverse order of
+// Wait's, so a kill between the two again leaves the count too high.
 func (r *Ring) clearSleeping(i int) {
 	if r.m.u32(r.consumerOff(i)+conSleeping).CompareAndSwap(1, 0) {
+		failpoint.Inject(FailpointSleepUncounting)
 		r.m.u32(offSleepers).Add(^uint32(0))
+	}
+}
+
+// healSleepers sets the sleepers count to the number of raised sleeping
+// flags when the two disagreed, identically, at this look and the one
+// before. A live consumer is out of step for a few instructions only (in
+// Wait between the count and the flag, in clearSleeping between the flag
+// and the count), so a difference that stays the same from one periodic
+// look to the next was left by a killed consumer. A consumer stopped (by
+// SIGSTOP, say) inside that window for longer than a period would be
+// miscounted by one, which the next looks repair in turn.
+func (r *Ring) healSleepers() {
+	m := r.m
+	before := m.u32(offSleepers).Load()
+	flags := uint32(0)
+	for i := 0; i < r.geo.Consumers; i++ {
+		flags += m.u32(r.consumerOff(i)+conSleeping).Load() & 1
+	}
+	count := m.u32(offSleepers).Load()
+	if count == flags || count != before {
+		r.sleepDrift.Store(0) // in step, or moving under us: nothing to trust
+		return
+	}
+	drift := uint64(count)<<32 | uint64(flags) | 1<<63
+	if r.sleepDrift.Swap(drift) == drift {
+		m.u32(offSleepers).CompareAndSwap(count, flags)
+		r.sleepDrift.Store(0)
 	}
 }
 
@@ -298,7 +355,14 @@ func (c *Consumer) FileSeqChanged() bool {
 // starts and from time to time; a master calls [Ring.ReleaseDead] at once
 // when it reaps a child, so that the child's tasks run again without waiting
 // for a spooler's next look.
+//
+// It also makes this consumer's next claim look at every lane from its
+// tail: a record released by a process killed before it could bump the
+// recover seq is behind every cursor, and this is how it is found again
+// (at the cost of one walk from the tails per call). And it heals the
+// sleepers count (see healSleepers). It may be called from any goroutine.
 func (c *Consumer) ReleaseDead() int {
+	c.rescan.Store(true)
 	return c.r.releaseDead(c.entry, c.owner)
 }
 
@@ -360,7 +424,9 @@ func (r *Ring) releaseDead(self int, selfOwner uint32) int {
 			r.clearSleeping(i)
 		}
 	}
+	r.healSleepers()
 	if released > 0 {
+		failpoint.Inject(FailpointReleasedDead)
 		m.u32(offRecoverSeq).Add(1)
 		r.wakeN(released) // one sleeper per record, as if each were published again
 	}

@@ -55,6 +55,23 @@
 //     them back to READY and wakes a consumer, and they run again. The
 //     owner's generation, bumped each time an entry is taken, keeps a new
 //     process in the same entry from being mistaken for the dead one.
+//   - A record goes back to READY (a consumer's [Consumer.Release], or a
+//     ReleaseDead) with a CAS, and then the recover seq is bumped so that
+//     live consumers, whose cursors are past it, look again from the
+//     tails. A process killed between the two leaves a READY record nobody
+//     looks at; every consumer's periodic [Consumer.ReleaseDead] resets its
+//     cursors whatever the recover seq says, so the record runs within one
+//     period.
+//   - The sleepers count and a consumer's sleeping flag are two words, so a
+//     kill between their updates leaves them out of step. Wait raises the
+//     count before the flag and clearSleeping lowers the flag before the
+//     count: a kill leaves the count one too high (a producer pays a wake
+//     syscall nobody needed), never too low (a producer would skip the
+//     wake of a live sleeper, which then waits out its timeout every
+//     time). ReleaseDead clears the flags of dead consumers, then sets the
+//     count to the number of raised flags when both disagreed in the same
+//     way at two looks in a row (a live consumer is out of step for a few
+//     instructions only).
 //   - A slot word is never written by two parties without a CAS: the
 //     producer writes only slots beyond the tail (no consumer owns them), and
 //     consumers change only READY or their own CLAIMED records.

@@ -23,7 +23,10 @@ import (
 //	32      8     lane stride (bytes)         creator
 //	40      8     file size (bytes)           creator
 //	48      4     CRC-32 of bytes 0..47       creator
-//	52      12    reserved (zero)
+//	52      4     retired     non-zero: the file was found removed,
+//	                          replaced or short; producers publish no more
+//	56      8     sync errors msync failures after a publish (the task
+//	                          was spooled; only its power-loss safety failed)
 //	--- cache line 64: producer counters ---
 //	64      8     spooled   tasks published into the ring
 //	72      8     spilled   tasks written as spool files instead
@@ -88,6 +91,11 @@ const (
 	offFileSize  = 40
 	offChecksum  = 48
 	checksummed  = 48
+	// Bytes 52..63 were reserved (zero) and outside the checksum, so the
+	// two words below need no new version: a reader that ignores them (an
+	// older gospool, a Python producer that does not look) sees zero.
+	offRetired    = 52
+	offSyncErrors = 56
 
 	offSpooled    = 64
 	offSpilled    = 72

@@ -35,6 +35,9 @@ type Ring struct {
 	// kernel cannot keep two owners in this process apart: these can.
 	lanesHere     map[int]bool
 	consumersHere map[int]bool
+	// sleepDrift is the sleepers count and flag count (and bit 63) that
+	// healSleepers saw disagree at its last look, 0 when they agreed.
+	sleepDrift atomic.Uint64
 }
 
 // Options tune how a ring is opened.
