@@ -200,3 +200,26 @@ func expectReclaimed(t *testing.T, live *Consumer) {
 	}
 	live.Done(rec)
 }
+
+// An msync that fails after the publish (Options.Sync): the record is in
+// the ring and a consumer may run it already, so Push succeeds (the caller
+// must not spool the task again) and the failure is counted.
+func TestSyncErrorAfterPublishIsNotAnError(t *testing.T) {
+	r, path := newRing(t, small)
+	prod := startRole(t, "producer", "RING_PATH="+path, "RING_COUNT=3", "RING_PREFIX=s", "RING_SYNC=1",
+		"GOSPOOL_FAILPOINT="+FailpointSyncFails)
+	if acks := prod.collect(t); len(acks) != 3 {
+		t.Fatalf("producer acknowledged %q, want 3 records", acks)
+	}
+	c, err := r.Consumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := drainAll(t, c); len(got) != 3 || got[0] != "s-0" || got[2] != "s-2" {
+		t.Fatalf("ran %q, want each of s-0..s-2 once", got)
+	}
+	if st := r.Stats(); st.SyncErrors != 3 || st.Spooled != 3 {
+		t.Fatalf("sync errors %d, spooled %d; want 3 and 3", st.SyncErrors, st.Spooled)
+	}
+}

@@ -86,6 +86,10 @@
 // With [Options.Sync] every publish is followed by msync, so an acknowledged
 // task also survives a power loss; without it, it survives the crash of any
 // process, including the master, since the file's pages belong to the kernel.
+// An msync that fails comes after the publish, when a consumer may already
+// run the record: Push then succeeds (an error would make its caller spool
+// the task again, and it would run twice) and the failure is counted in the
+// header's sync errors ([Stats.SyncErrors]).
 //
 // # Concurrency
 //

@@ -39,6 +39,12 @@ const (
 	FailpointHeadAdvanced   = "ring-producer-head-advanced"
 )
 
+// FailpointSyncFails, unlike the others, parks nothing: it makes every
+// msync after a publish fail, as a disk error would.
+const FailpointSyncFails = "ring-producer-sync-fails"
+
+var syncFails = os.Getenv(failpoint.EnvVar) == FailpointSyncFails
+
 // Producer takes a free lane for this process. It fails with ErrNoLane when
 // every lane belongs to another live producer; callers then spill to spool
 // files. Taking a lane recovers what its previous owner left (see the
@@ -147,7 +153,9 @@ func (p *Producer) place(n int) (uint64, bool) {
 // [Geometry.MaxRecord] returns ErrTooLarge, and the caller spills the task
 // to a spool file. When Push returns nil the record is in the shared
 // mapping and survives the death of any process (and, with Options.Sync, a
-// power loss).
+// power loss, unless the msync failed: that is counted in [Stats.SyncErrors]
+// and not returned, since the record is published and will run). When Push
+// returns an error, the record was not published.
 func (p *Producer) Push(payload []byte) error {
 	if len(payload) > p.r.geo.MaxRecord() {
 		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(payload), p.r.geo.MaxRecord())
@@ -207,8 +215,13 @@ func (p *Producer) Push(payload []byte) error {
 	failpoint.Inject(FailpointHeadAdvanced)
 
 	if p.r.sync {
-		if err := msync(m); err != nil {
-			return fmt.Errorf("ring %s: msync: %w", p.r.path, err)
+		// The task is spooled since step 3: a consumer may run it already.
+		// An error now would make the caller spool it again and the task
+		// run twice, so a failed msync (the record survives any crash but
+		// perhaps not a power loss) is counted in the header, for
+		// `gospool stats` and monitoring, and Push succeeds.
+		if err := msync(m); err != nil || syncFails {
+			m.u64(offSyncErrors).Add(1)
 		}
 	}
 	m.u64(offSpooled).Add(1)

@@ -15,8 +15,11 @@ type Stats struct {
 	Corrupt  uint64 // failed a CRC or bounds check; dropped
 	Dead     uint64 // moved to the dead-letter directory after the last retry
 	InFlight uint64 // claimed by a consumer now (header counter)
-	Ready    int    // published, not yet claimed (walk)
-	Claimed  int    // claimed now (walk)
+	// SyncErrors counts msync failures after a publish (Options.Sync): the
+	// task was spooled and runs, but may not have reached the disk.
+	SyncErrors uint64
+	Ready      int // published, not yet claimed (walk)
+	Claimed    int // claimed now (walk)
 	// Fill is the fraction of the ring's payload space held by ready and
 	// claimed records, from 0 to 1.
 	Fill      float64
@@ -58,6 +61,8 @@ func (r *Ring) Stats() Stats {
 		Dead:     m.u64(offDead).Load(),
 		InFlight: m.u64(offInFlight).Load(),
 		Sleepers: m.u32(offSleepers).Load(),
+
+		SyncErrors: m.u64(offSyncErrors).Load(),
 	}
 	var used uint64
 	for lane := 0; lane < r.geo.Lanes; lane++ {
