@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gospool/gospool/spooler/record"
@@ -326,6 +327,14 @@ func (s *Spooler) Run(ctx context.Context) error {
 	defer cancelHandlers()
 
 	r, err := ring.Create(filepath.Join(s.dir, ring.FileName), s.cfg.Ring)
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, ring.ErrTruncated) || errors.Is(err, ring.ErrCorruptHeader) {
+		// A full disk or a damaged ring file: producers write spool files,
+		// which this spooler serves on a ring of its own that nobody
+		// writes into, until the ring file can be used (see the Check
+		// below).
+		s.log.Printf("[spooler %s] %v; serving spool files only until the ring file can be used", s.dir, err)
+		r, err = ring.NewPrivate(filepath.Join(s.dir, ring.FileName), s.cfg.Ring)
+	}
 	if err != nil {
 		return fmt.Errorf("spooler: %w", err)
 	}
@@ -408,6 +417,15 @@ func (s *Spooler) Run(ctx context.Context) error {
 				s.log.Printf("[spooler %s] %d task(s) of a dead spooler process put back in the ring", s.dir, n)
 			}
 			release = now.Add(s.cfg.ReleaseInterval)
+			// The ring file removed, replaced or cut short under us: run
+			// what is still ready in it, then stop, so that the process
+			// starts again on the directory's ring (the master moves what
+			// producers publish into the old file meanwhile).
+			if err := r.Check(); err != nil && !cons.Peek() {
+				s.log.Printf("[spooler %s pid: %d] %v; stopping, to start again on the directory's ring", s.dir, os.Getpid(), err)
+				stopErr = err
+				break
+			}
 		}
 		if s.cfg.Frequency > 0 && !now.Before(scanAt) {
 			needScan.Store(true)

@@ -5,6 +5,7 @@ import (
 	"hash/crc32"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -89,6 +90,17 @@ func (r *Ring) Consumer() (*Consumer, error) {
 		}
 		return nil, err
 	}
+	c, err := r.attachConsumer(i)
+	if err != nil { // the mapping faulted (see health.go)
+		r.giveBack(i, r.consumerOff(i), r.consumersHere)
+		return nil, err
+	}
+	c.ReleaseDead()
+	return c, nil
+}
+
+func (r *Ring) attachConsumer(i int) (_ *Consumer, err error) {
+	defer r.guard(&err, debug.SetPanicOnFault(true))
 	off := r.consumerOff(i)
 	gen := r.m.u32(off+conGen).Add(1) & 0xFFFF
 	r.m.u32(off + conPid).Store(uint32(os.Getpid()))
@@ -97,8 +109,7 @@ func (r *Ring) Consumer() (*Consumer, error) {
 	c := &Consumer{r: r, entry: i, owner: ownerOf(i, gen), cursor: make([]uint64, r.geo.Lanes)}
 	c.clearSleeping(i)
 	c.recoverSeq = r.m.u32(offRecoverSeq).Load()
-	c.lastFileSeq = r.FileSeq()
-	c.ReleaseDead()
+	c.lastFileSeq = r.m.u32(offFileSeq).Load()
 	return c, nil
 }
 
@@ -109,6 +120,7 @@ func (c *Consumer) Entry() int { return c.entry }
 // there is none. A record that fails its checks is dropped and returned as a
 // *CorruptError, with ok false; call Claim again.
 func (c *Consumer) Claim() (rec Record, ok bool, err error) {
+	defer c.r.guard(&err, debug.SetPanicOnFault(true))
 	if c.closed {
 		return Record{}, false, ErrClosed
 	}
@@ -116,8 +128,9 @@ func (c *Consumer) Claim() (rec Record, ok bool, err error) {
 }
 
 // Peek reports whether some lane has a ready record, without claiming it.
-func (c *Consumer) Peek() bool {
-	_, ok, _ := c.scan(false)
+func (c *Consumer) Peek() (ok bool) {
+	defer c.r.guard(nil, debug.SetPanicOnFault(true))
+	_, ok, _ = c.scan(false)
 	return ok
 }
 
@@ -128,6 +141,9 @@ const laneBurst = 64
 func (c *Consumer) scan(claim bool) (Record, bool, error) {
 	r := c.r
 	m := r.m
+	if r.broken.Load() {
+		return Record{}, false, nil // nothing to claim, ever (see health.go)
+	}
 	if rs := m.u32(offRecoverSeq).Load(); rs != c.recoverSeq || c.rescan.Load() {
 		// Claimed records went back to ready somewhere (or may have, see
 		// ReleaseDead): look again from the tails.
@@ -236,7 +252,8 @@ func (c *Consumer) Release(rec Record) error {
 	return err
 }
 
-func (c *Consumer) finish(rec Record, state uint8) error {
+func (c *Consumer) finish(rec Record, state uint8) (err error) {
+	defer c.r.guard(&err, debug.SetPanicOnFault(true))
 	m := c.r.m
 	word := m.u64(c.r.slotOff(rec.Lane, rec.Seq) + slotWord)
 	if !word.CompareAndSwap(slotWordOf(rec.Seq, stateClaimed, c.owner), slotWordOf(rec.Seq, state, 0)) {
@@ -252,6 +269,7 @@ func (c *Consumer) finish(rec Record, state uint8) error {
 // NoteTask counts a task this consumer finished outside the ring (a spool
 // file), so that the per-consumer count in [Stats] covers every task.
 func (c *Consumer) NoteTask() {
+	defer c.r.guard(nil, debug.SetPanicOnFault(true))
 	c.r.m.u64(c.r.consumerOff(c.entry) + conTasks).Add(1)
 }
 
@@ -262,6 +280,7 @@ func (c *Consumer) NoteTask() {
 // while some consumer sleeps. Whoever makes more true must call
 // [Ring.WakeAll] afterwards, so that a sleeper looks again.
 func (c *Consumer) Wait(d, spin time.Duration, more func() bool) {
+	defer c.r.guard(nil, debug.SetPanicOnFault(true))
 	ready := func() bool {
 		return c.Peek() || c.r.FileSeq() != c.lastFileSeq || (more != nil && more())
 	}
@@ -339,7 +358,8 @@ func (r *Ring) healSleepers() {
 
 // FileSeqChanged reports whether a producer spilled a task to the directory
 // since the last call, and remembers the current value.
-func (c *Consumer) FileSeqChanged() bool {
+func (c *Consumer) FileSeqChanged() (changed bool) {
+	defer c.r.guard(nil, debug.SetPanicOnFault(true))
 	s := c.r.FileSeq()
 	if s == c.lastFileSeq {
 		return false
@@ -361,7 +381,8 @@ func (c *Consumer) FileSeqChanged() bool {
 // recover seq is behind every cursor, and this is how it is found again
 // (at the cost of one walk from the tails per call). And it heals the
 // sleepers count (see healSleepers). It may be called from any goroutine.
-func (c *Consumer) ReleaseDead() int {
+func (c *Consumer) ReleaseDead() (released int) {
+	defer c.r.guard(nil, debug.SetPanicOnFault(true))
 	c.rescan.Store(true)
 	return c.r.releaseDead(c.entry, c.owner)
 }
@@ -441,12 +462,10 @@ func (c *Consumer) Close() error {
 	}
 	c.closed = true
 	r := c.r
-	c.clearSleeping(c.entry)
-	r.m.u32(r.consumerOff(c.entry) + conPid).Store(0)
-	r.mu.Lock()
-	delete(r.consumersHere, c.entry)
-	err := unlockByte(r.f, int64(r.consumerOff(c.entry)))
-	r.mu.Unlock()
-	r.release()
-	return err
+	func() {
+		defer r.guard(nil, debug.SetPanicOnFault(true))
+		c.clearSleeping(c.entry)
+		r.m.u32(r.consumerOff(c.entry) + conPid).Store(0)
+	}()
+	return r.giveBack(c.entry, r.consumerOff(c.entry), r.consumersHere)
 }
