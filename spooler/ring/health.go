@@ -49,17 +49,21 @@ var ErrReplaced = errors.New("ring file was removed or replaced")
 // guard recovers that panic only. Any other panic goes on.
 func (r *Ring) guard(err *error, old bool) {
 	debug.SetPanicOnFault(old)
-	e := recover()
-	if e == nil {
-		return
+	if e := recover(); e != nil {
+		cause := r.faulted(e)
+		if err != nil {
+			*err = cause
+		}
 	}
+}
+
+// faulted handles a recovered panic e: a memory fault breaks the ring and
+// returns why; any other panic goes on.
+func (r *Ring) faulted(e any) error {
 	if _, ok := e.(interface{ Addr() uintptr }); !ok {
 		panic(e)
 	}
-	cause := r.breakMapping()
-	if err != nil {
-		*err = cause
-	}
+	return r.breakMapping()
 }
 
 // usable reports whether the ring may take new records: not broken, not

@@ -179,17 +179,25 @@ func (p *Producer) Push(payload []byte) (err error) {
 	p.r.maybeCheck(now)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.push(payload, crc, now)
+}
+
+// push is Push with the lane's mutex held. (Two functions with one defer
+// each, so that the compiler inlines the defers: a function with more
+// defers times return statements pays the runtime's defer records.)
+func (p *Producer) push(payload []byte, crc uint32, now int64) (err error) {
 	// A fault in the mapping (the file was truncated, or a sparse file
 	// met a full disk) becomes an error, unless the record was published
 	// already: then it exists and the caller must not spool it again.
 	published := false
-	var fault error
-	defer func() {
-		if fault != nil && !published {
-			err = fault
+	defer func(old bool) {
+		debug.SetPanicOnFault(old)
+		if e := recover(); e != nil {
+			if fault := p.r.faulted(e); !published {
+				err = fault
+			}
 		}
-	}()
-	defer p.r.guard(&fault, debug.SetPanicOnFault(true))
+	}(debug.SetPanicOnFault(true))
 	if p.closed {
 		return ErrClosed
 	}
