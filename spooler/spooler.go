@@ -715,6 +715,17 @@ func (s *Spooler) run(ctx context.Context, j *job) {
 // harakiri runs on the job's timer when the handler is still running after
 // Config.Harakiri: unless the handler returned meanwhile, it cancels the
 // handler's context and settles the task as a failed attempt.
+//
+// Settling now lets the retry start while a handler that ignores its
+// context still runs: an overlap that uWSGI avoids by killing the process,
+// which Go cannot do to a goroutine. The overlap is accepted, not fixed,
+// because the alternative is worse: keeping the task unsettled until the
+// handler returns would leave a handler that never returns holding its
+// task forever when no supervisor kills the process (the library used
+// without gospool's master). Under the master the overlap is bounded: the
+// retry waits its backoff, and the master's harakiri kills the spooler
+// process once OnTaskEnd stays unsent past Harakiri. Handlers must be
+// idempotent anyway (delivery is at least once).
 func (s *Spooler) harakiri(j *job, t *Task, cancel context.CancelCauseFunc) {
 	if !j.watch.settled.CompareAndSwap(false, true) {
 		return // the handler returned first and settles the task itself

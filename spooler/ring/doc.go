@@ -82,6 +82,27 @@
 //   - Counters in the header are statistics: a process killed between a
 //     publish and its counter update leaves them off by one. The slots are
 //     the truth, and [Ring.Stats] walks them.
+//   - The file is created with its blocks allocated, under a temporary
+//     name, and linked into place only then: no process ever maps a hole,
+//     so a full disk cannot fault a store into the mapping. When the
+//     blocks cannot be had (ENOSPC), there is no ring: producers write
+//     spool files and the spoolers serve them on a private ring
+//     ([NewPrivate]) until the file can be created.
+//   - A file truncated or replaced under running processes: every method
+//     that touches the mapping turns a fault (SIGBUS) into an error and
+//     swaps the mapping for zeroed private memory, so the process lives
+//     and finds nothing more in the ring; [Ring.Check] on every process's
+//     periodic tick (and in Push, at most once a second) compares the
+//     open file with its size and with the file its path names. Either
+//     finding raises the header's retired word. A producer loads that word
+//     after its publishing store, and the process that raised it looks at
+//     the lanes after raising it; with sequentially consistent atomics one
+//     of them sees the other: the record is claimed and runs, or the
+//     producer takes it back with a CAS (READY to DONE) and Push fails, so
+//     the caller spools the task elsewhere. Consumers of a replaced file
+//     run what is ready in it, then start again on the new file; a master
+//     moves what is still ready into the new file ([Ring.MoveTo]).
+//     Records in a truncated part of a file are gone with it.
 //
 // With [Options.Sync] every publish is followed by msync, so an acknowledged
 // task also survives a power loss; without it, it survives the crash of any
@@ -102,5 +123,14 @@
 // A claimed record holds its lane's space until it is done: a very long task
 // at a lane's tail can fill the lane, and later tasks of that producer spill
 // to spool files (they still run, a little slower). Locks are Linux OFD
-// locks: the ring is Linux-only, on a local filesystem.
+// locks: the ring is Linux-only, on a local filesystem. On a copy-on-write
+// filesystem (btrfs, ZFS) allocated blocks do not guarantee that a later
+// write finds space: a full disk there makes Push fail with ErrRetired
+// (never a signal), and Python producers, which have no fault guard, may
+// die. A consumer's [Record.Payload] points into the mapping: a file
+// truncated between a claim and the end of the payload's use faults
+// outside this package's guards (the window is the decoding of one task;
+// after the next Check or guarded fault the mapping is safe memory).
+// Python producers do not look at the retired word yet: a replaced file
+// can take their records until their process opens the ring again.
 package ring

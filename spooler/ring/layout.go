@@ -174,8 +174,10 @@ type Geometry struct {
 }
 
 // DefaultGeometry is what gospool creates unless told otherwise: 32 lanes of
-// 8192 records and 1 MiB each, 48 consumers; a 41 MiB sparse file, of which
-// only the pages in use take memory.
+// 8192 records and 1 MiB each, 48 consumers; a 41 MiB file. Its blocks are
+// allocated when it is created (a sparse file would make a full disk kill
+// producers with SIGBUS), so on a tmpfs spool directory it takes 41 MiB of
+// memory; choose a smaller geometry there if that matters.
 func DefaultGeometry() Geometry {
 	return Geometry{Lanes: 32, SlotsPerLane: 8192, LaneBytes: 1 << 20, Consumers: MaxConsumers}
 }
