@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gospool/gospool/internal/testproc"
 )
 
 var (
@@ -117,7 +119,7 @@ type harness struct {
 func newHarness(t testing.TB) *harness {
 	t.Helper()
 	if uwsgiBin == "" {
-		t.Skip("uwsgi is not on PATH (CI installs it: apt-get install uwsgi-core uwsgi-plugin-python3)")
+		testproc.NeedUWSGI(t) // reports the missing uWSGI: skip, or fail under CI
 	}
 	h := &harness{t: t, dir: t.TempDir()}
 	// Registered first, so it runs last: after every process has stopped.

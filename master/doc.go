@@ -18,11 +18,26 @@
 //
 // # What the master does
 //
-// It creates the spool directories and their rings, the scoreboard
-// (master/scoreboard), the listeners and a life pipe, then starts the
-// children with the descriptors and environment documented in worker/env.go.
-// Children die with it: SIGKILL as their parent-death signal (set from a
-// locked OS thread) and EOF on the life pipe.
+// It locks the spool directories, creates them and their rings, the
+// scoreboard (master/scoreboard), the listeners and a life pipe, then
+// starts the children with the descriptors and environment documented in
+// worker/env.go. Children die with it: SIGKILL as their parent-death signal
+// (set from a locked OS thread) and EOF on the life pipe.
+//
+// One master per spool directory: each master holds an OFD lock on
+// DIR/gospool.master.lock ([LockFileName], which holds its pid) for its
+// whole life, on a descriptor no child inherits. A second master on a
+// served directory exits with an error naming the first one's pid; the
+// kernel drops the lock when the master dies, kill -9 included, so a new
+// master starts at once. uWSGI spoolers sharing the directory ignore the
+// file.
+//
+// A ring whose header is damaged (the checksum, geometry or magic, or a
+// truncated file) does not stop the master: it moves the file aside as
+// gospool.ring.corrupt-TIME, writes each task in it whose record still
+// checks out as a uWSGI spool file (ready and claimed ones: at least once),
+// starts with a fresh ring, and logs one line with how many tasks were
+// saved and lost (see spooler/ring's SalvageFile).
 //
 // A child that dies is respawned with uWSGI 2.0's log lines:
 //

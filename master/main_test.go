@@ -52,6 +52,7 @@ func envDuration(name string) time.Duration {
 //	SPOOLERS   spooler processes (default 1)
 //	HARAKIRI, SPOOLER_HARAKIRI, MAX_REQUESTS, MERCY   the master's limits
 //	STATS      the stats server's address (Config.StatsAddr)
+//	DIR2       a second spool directory (one spooler process), maybe DIR again
 //
 // A worker answers POST /spool?id=ID&pad=N by spooling {id, pad (N bytes),
 // sum (sha256 of pad)} and answering 200 only once Spool returned nil, and
@@ -84,6 +85,11 @@ func testConfig() master.Config {
 	}
 	if l := os.Getenv("GOSPOOL_TEST_LISTEN"); l != "" {
 		cfg.Listen = []string{l}
+	}
+	if d := os.Getenv("GOSPOOL_TEST_DIR2"); d != "" {
+		second := cfg.Spoolers[0]
+		second.Dir, second.Processes = d, 1
+		cfg.Spoolers = append(cfg.Spoolers, second)
 	}
 	if cfg.Workers > 0 {
 		cfg.Worker = serveTest

@@ -82,6 +82,7 @@ type master struct {
 	forced   bool
 
 	statsL net.Listener // Config.StatsAddr, opened by setup, served by serveStats
+	locks  []*os.File   // the spool directories' master locks, held until exit
 	// retired adds up, per spool directory, the hand-off latency
 	// histograms of the spoolers reaped so far. handMu covers it and the
 	// freeing of slots, so that the stats server never counts a dead
@@ -163,31 +164,46 @@ func (m *master) setup() error {
 	if m.args = cfg.Args; m.args == nil {
 		m.args = os.Args[1:]
 	}
+	// First the locks of the directories that exist: a second master on
+	// a directory stops here, having changed nothing, with the first one's
+	// pid (and not on the stats address the first one holds too).
+	var abs []string
+	for _, s := range cfg.Spoolers {
+		a, err := filepath.Abs(s.Dir)
+		if err != nil {
+			return fmt.Errorf("master: spool directory %s: %w", s.Dir, err)
+		}
+		abs = append(abs, a)
+		if fi, err := os.Stat(a); err == nil && fi.IsDir() {
+			if err := m.lock(a); err != nil {
+				return err
+			}
+		}
+	}
 	if cfg.StatsAddr != "" {
-		// First: a busy address stops the start before anything is made.
+		// Then a busy address stops the start before anything is made.
 		if m.statsL, err = stats.Listen(cfg.StatsAddr); err != nil {
 			return fmt.Errorf("master: cannot serve stats on %s: %w", cfg.StatsAddr, err)
 		}
 	}
-	for _, s := range cfg.Spoolers {
-		if err := os.MkdirAll(s.Dir, 0o750); err != nil {
+	for i, s := range cfg.Spoolers {
+		if err := os.MkdirAll(abs[i], 0o750); err != nil {
 			return fmt.Errorf("master: spool directory: %w", err)
 		}
-		abs, err := filepath.Abs(s.Dir)
-		if err != nil {
-			return fmt.Errorf("master: spool directory %s: %w", s.Dir, err)
+		if err := m.lock(abs[i]); err != nil { // a directory made just now
+			return err
 		}
-		r, err := ring.Create(filepath.Join(abs, ring.FileName), s.Config.Ring)
+		r, err := m.openRing(abs[i], s.Config.Ring)
 		if errors.Is(err, syscall.ENOSPC) {
 			// A full disk: no ring file, so producers write spool files
 			// (and get a clear ENOSPC there while it lasts).
 			cfg.Logger.Printf("master: %v", err)
-			r, err = ring.NewPrivate(filepath.Join(abs, ring.FileName), s.Config.Ring)
+			r, err = ring.NewPrivate(filepath.Join(abs[i], ring.FileName), s.Config.Ring)
 		}
 		if err != nil {
 			return fmt.Errorf("master: %w", err)
 		}
-		m.dirs = append(m.dirs, abs)
+		m.dirs = append(m.dirs, abs[i])
 		m.rings = append(m.rings, r)
 	}
 	// What the children of a previous master left in the rings.
@@ -350,6 +366,30 @@ func (m *master) close() {
 		m.lifeW.Close()
 		m.lifeR.Close()
 	}
+	for _, f := range m.locks {
+		f.Close() // last: the directories are free once nothing else is open
+	}
+}
+
+// lock takes the master lock of the spool directory dir (see lockDir),
+// once per directory however many times Config.Spoolers names it: two
+// locks of this process on one file would conflict with each other.
+func (m *master) lock(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("master: spool directory: %w", err)
+	}
+	for _, f := range m.locks {
+		if held, err := os.Stat(filepath.Dir(f.Name())); err == nil && os.SameFile(held, st) {
+			return nil
+		}
+	}
+	f, err := lockDir(dir)
+	if err != nil {
+		return err
+	}
+	m.locks = append(m.locks, f)
+	return nil
 }
 
 // freeSlot finds a scoreboard slot no child uses.

@@ -20,7 +20,9 @@ func (m *master) checkRings() {
 			continue
 		}
 		path := filepath.Join(m.dirs[i], ring.FileName)
-		nr, cerr := ring.Create(path, m.cfg.Spoolers[i].Config.Ring)
+		// openRing moves a damaged (truncated) file aside, saving what it
+		// can of it, and makes a fresh ring.
+		nr, cerr := m.openRing(m.dirs[i], m.cfg.Spoolers[i].Config.Ring)
 		if cerr != nil {
 			if msg := err.Error() + "; " + cerr.Error(); msg != m.ringTrouble[path] {
 				m.ringTrouble[path] = msg

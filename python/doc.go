@@ -14,4 +14,17 @@
 // uwsgi and uwsgidecorators modules in place and then calls
 // `uwsgi.spooler(env)` per task, as a uWSGI spooler does. The result codes
 // are uWSGI's; the pipe protocol between the two is described in runner.go.
+//
+// # Where the Python files go
+//
+// The runners import the embedded package from disk, so [PackageDir]
+// writes it once per version of its contents, to
+// $XDG_CACHE_HOME/gospool/python-HASH (an absolute XDG_CACHE_HOME only),
+// else ~/.cache/gospool/python-HASH. When the home cannot be written (a
+// service account whose home is / or /nonexistent, a read-only home), it
+// goes to $TMPDIR/gospool-UID/python-HASH instead (/tmp without TMPDIR),
+// without a warning. The gospool directory is made mode 0700, and one
+// another user owns or may write to is not used. Old python-HASH
+// directories are not removed: they are a few hundred KiB each, and
+// deleting any of them is safe while no gospool runs from it.
 package python

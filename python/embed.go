@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -27,10 +28,20 @@ var (
 
 // PackageDir returns a directory that holds the embedded Python package
 // gospool (DIR/gospool/*.py): the entry to put first on PYTHONPATH. The
-// files are extracted once per content: to
-// $XDG_CACHE_HOME/gospool/python-HASH (os.UserCacheDir), or, when that
-// cannot be used, to $TMPDIR/gospool-UID/python-HASH. HASH is the SHA-256 of
-// the files, so binaries of different versions never share a directory.
+// files are extracted once per content, to the first of these that works:
+//
+//   - $XDG_CACHE_HOME/gospool/python-HASH, when XDG_CACHE_HOME is an
+//     absolute path (the XDG base directory rules ignore a relative one);
+//   - $HOME/.cache/gospool/python-HASH;
+//   - $TMPDIR/gospool-UID/python-HASH (/tmp when TMPDIR is unset), for a
+//     home that cannot be written (a service account whose home is / or
+//     /nonexistent, a read-only home).
+//
+// A place that does not work is passed over silently; only when none works
+// is there an error, naming each. The gospool directory is made mode 0700,
+// and one that another user owns or may write to is passed over, since the
+// code extracted there runs as this user. HASH is the SHA-256 of the files,
+// so binaries of different versions never share a directory.
 // The directory is made under a temporary name and renamed into place, so
 // concurrent processes never see it half-written; one found with the wrong
 // content is replaced.
@@ -50,17 +61,23 @@ func PackageDir() (string, error) {
 		return "", err
 	}
 	name := "python-" + sum[:16]
-	var errs []error
+	// Each place that fails is passed over without a word: a service
+	// account without a writable home is no reason for a warning.
+	var errs []any
+	var format []string
 	for _, base := range cacheBases() {
 		dir := filepath.Join(base, name)
 		if err := extractTo(base, dir); err != nil {
-			errs = append(errs, err)
+			errs = append(errs, base, err)
+			format = append(format, "in %s: %w")
 			continue
 		}
 		extractDir = dir
 		return dir, nil
 	}
-	return "", fmt.Errorf("python: extracting the embedded gospool package: %w", errors.Join(errs...))
+	// One line naming every place tried, each error still matchable.
+	return "", fmt.Errorf("python: extracting the embedded gospool package: "+strings.Join(format, "; ")+
+		" (set XDG_CACHE_HOME or TMPDIR to a directory this user may write)", errs...)
 }
 
 // pyFiles are the embedded files' names, sorted.
@@ -90,11 +107,16 @@ func contentHash() (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// cacheBases are the candidate parent directories, best first.
+// cacheBases are the candidate parent directories, best first: the user's
+// cache directory by the XDG rules (os.UserCacheDir gives up on a
+// relative XDG_CACHE_HOME instead of falling back to $HOME/.cache), then a
+// per-user one in the temporary directory.
 func cacheBases() []string {
 	var bases []string
-	if d, err := os.UserCacheDir(); err == nil && filepath.IsAbs(d) {
+	if d := os.Getenv("XDG_CACHE_HOME"); filepath.IsAbs(d) {
 		bases = append(bases, filepath.Join(d, "gospool"))
+	} else if h := os.Getenv("HOME"); filepath.IsAbs(h) {
+		bases = append(bases, filepath.Join(h, ".cache", "gospool"))
 	}
 	return append(bases, filepath.Join(os.TempDir(), fmt.Sprintf("gospool-%d", os.Getuid())))
 }

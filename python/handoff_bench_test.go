@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gospool/gospool/internal/testproc"
 	"github.com/gospool/gospool/spooler"
 	"github.com/gospool/gospool/spooler/ring"
 )
@@ -58,10 +59,7 @@ func BenchmarkPythonHandoff(b *testing.B) {
 }
 
 func benchHandoff(b *testing.B, rate float64, perProducer int) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		b.Skip("python3 is not installed")
-	}
+	py := testproc.NeedPython3(b)
 	dir := b.TempDir()
 	const producers = 2
 	total := producers * perProducer

@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gospool/gospool/internal/testproc"
 	"github.com/gospool/gospool/spooler"
 	"github.com/gospool/gospool/spooler/record"
 	"github.com/gospool/gospool/spooler/ring"
@@ -47,10 +48,7 @@ func pythonDir(t *testing.T) string {
 
 func python3(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 is not installed")
-	}
+	p := testproc.NeedPython3(t)
 	return p
 }
 
@@ -794,7 +792,7 @@ func TestPythonProducerKilledMidWrite(t *testing.T) {
 			v.cmd.Process.Signal(syscall.SIGKILL)
 			v.cmd.Wait()
 			// What a master does when it reaps a producer: the kernel dropped
-			// the Python process's POSIX lock, so the lane is recovered.
+			// the Python process's OFD lock, so the lane is recovered.
 			wantTorn := 0
 			if tc.torn {
 				wantTorn = 1

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"log"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -38,9 +37,7 @@ type testPool struct {
 
 func newTestPool(t *testing.T, size int, harakiri time.Duration, modules ...string) *testPool {
 	t.Helper()
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 is not installed")
-	}
+	testproc.NeedPython3(t)
 	tasks, err := filepath.Abs(filepath.Join("testdata", "pytasks"))
 	if err != nil {
 		t.Fatal(err)

@@ -48,7 +48,7 @@ type Pending struct {
 // List returns every pending task of the spool directory dir: the ring's
 // records, the spool files (including those of priority directories, which
 // only ordered spoolers run) and the dead ones. It changes nothing and
-// needs only read access.
+// needs only read access. A damaged ring (see ring.Damaged) is skipped.
 func List(dir string) ([]Pending, error) {
 	abs, err := filepath.Abs(dir)
 	if err == nil {
@@ -58,7 +58,9 @@ func List(dir string) ([]Pending, error) {
 		return nil, fmt.Errorf("spool directory %s: %w", dir, err)
 	}
 	var out []Pending
-	r, err := ring.Open(filepath.Join(abs, ring.FileName), ring.Options{ReadOnly: true})
+	ringPath := filepath.Join(abs, ring.FileName)
+	r, err := ring.Open(ringPath, ring.Options{ReadOnly: true})
+	_, damaged := ring.Damaged(ringPath, err)
 	switch {
 	case err == nil:
 		for _, ri := range r.Records() {
@@ -70,6 +72,9 @@ func List(dir string) ([]Pending, error) {
 		}
 		r.Close()
 	case errors.Is(err, fs.ErrNotExist):
+	case damaged:
+		// Its records cannot be listed until a master salvages them into
+		// spool files (see ring.SalvageFile); the files still can be.
 	default:
 		return nil, err
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/gospool/gospool/spooler/ring"
 )
 
-// Benchmarks of the goals in DESIGN.md. They measure; they assert nothing
+// Benchmarks of the goals in docs/design.md. They measure; they assert nothing
 // about time. Run them with:
 //
 //	go test -run '^$' -bench . -benchtime 20000x ./spooler/

@@ -326,14 +326,15 @@ func (s *Spooler) Run(ctx context.Context) error {
 	defer stopTaking()
 	defer cancelHandlers()
 
-	r, err := ring.Create(filepath.Join(s.dir, ring.FileName), s.cfg.Ring)
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, ring.ErrTruncated) || errors.Is(err, ring.ErrCorruptHeader) {
-		// A full disk or a damaged ring file: producers write spool files,
-		// which this spooler serves on a ring of its own that nobody
-		// writes into, until the ring file can be used (see the Check
-		// below).
+	ringPath := filepath.Join(s.dir, ring.FileName)
+	r, err := ring.Create(ringPath, s.cfg.Ring)
+	if _, damaged := ring.Damaged(ringPath, err); damaged || errors.Is(err, syscall.ENOSPC) {
+		// A full disk or a damaged ring file (the master saves what it can
+		// of it and makes a new one): producers write spool files, which
+		// this spooler serves on a ring of its own that nobody writes
+		// into, until the ring file can be used (see the Check below).
 		s.log.Printf("[spooler %s] %v; serving spool files only until the ring file can be used", s.dir, err)
-		r, err = ring.NewPrivate(filepath.Join(s.dir, ring.FileName), s.cfg.Ring)
+		r, err = ring.NewPrivate(ringPath, s.cfg.Ring)
 	}
 	if err != nil {
 		return fmt.Errorf("spooler: %w", err)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gospool/gospool/internal/testproc"
 )
 
 // benchResult is one object of `gospool bench --json`.
@@ -103,16 +105,12 @@ func TestBenchGoPaced(t *testing.T) {
 }
 
 func TestBenchPython(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 is not installed")
-	}
+	testproc.NeedPython3(t)
 	benchJSON(t, "python", 2000, 0, "--tasks", "2000", "--json", "--python")
 }
 
 func TestBenchPythonPaced(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 is not installed")
-	}
+	testproc.NeedPython3(t)
 	benchJSON(t, "python", 300, 2000, "--python", "--rate", "2000", "--tasks", "300", "--json")
 }
 
@@ -235,9 +233,7 @@ func TestBenchPlot(t *testing.T) {
 // TestBenchAgainstUWSGI: the same load through real uWSGI's spooler, in
 // the same invocation; skipped when uwsgi is not installed.
 func TestBenchAgainstUWSGI(t *testing.T) {
-	if _, err := exec.LookPath("uwsgi"); err != nil {
-		t.Skip("uwsgi is not installed")
-	}
+	testproc.NeedUWSGI(t)
 	const tasks = 200
 	r := runBench(t, "--tasks", "200", "--against-uwsgi", "--json").mustSucceed(t)
 	var got []benchResult

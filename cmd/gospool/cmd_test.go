@@ -225,7 +225,7 @@ func TestHelp(t *testing.T) {
 		{"help"}, {"--help"}, {"-h"}, {"help", "help"},
 		{"help", "spool"}, {"help", "run"},
 		{"spool", "--help"}, {"spool", "-h"}, {"spool", "--spooler", "x", "k=v", "--help"},
-		{"inspect", "--help"}, {"stats", "--help"}, {"run", "--help"}, {"demo", "--help"},
+		{"inspect", "--help"}, {"stats", "--help"}, {"run", "--help"}, {"demo", "--help"}, {"version", "--help"},
 	} {
 		r := gospool(t, args...)
 		if r.code != 0 || r.stderr != "" || !strings.Contains(r.stdout, "usage: gospool") {
@@ -234,7 +234,7 @@ func TestHelp(t *testing.T) {
 	}
 	// Every subcommand has its place in the main help and its flags in its own.
 	r := gospool(t, "help")
-	for _, sub := range []string{"run", "spool", "inspect", "stats", "demo"} {
+	for _, sub := range []string{"run", "spool", "inspect", "stats", "demo", "version"} {
 		if !strings.Contains(r.stdout, "\n  "+sub+" ") {
 			t.Errorf("gospool help does not list %s:\n%s", sub, r.stdout)
 		}
@@ -353,7 +353,7 @@ func TestUnknownCommand(t *testing.T) {
 			t.Errorf("gospool %q: exit %d, want 2", args, r.code)
 		}
 		oneErrorLine(t, r, "gospool: ")
-		if !strings.Contains(r.stderr, "run, spool, inspect, stats, demo, ls, requeue, bench, help") {
+		if !strings.Contains(r.stderr, "run, spool, inspect, stats, demo, ls, requeue, bench, version, help") {
 			t.Errorf("gospool %q: stderr %q does not list the commands", args, r.stderr)
 		}
 	}
@@ -379,10 +379,10 @@ func TestRuntimeErrors(t *testing.T) {
 		{[]string{"ls", "--spooler", missing}, []string{missing + " does not exist", "mkdir -p"}},
 		{[]string{"ls", "--spooler", notDir}, []string{"not a directory"}},
 		{[]string{"requeue", "--spooler", missing}, []string{missing + " does not exist"}},
-		{[]string{"stats", "--spooler", dir}, []string{"no gospool ring in " + dir + ": no gospool spooler has served it yet"}},
 		{[]string{"inspect", missing}, []string{missing, "no such file"}},
 		{[]string{"inspect", "--json", dir}, []string{dir}},
-		{[]string{"run", "--spooler", notDir, "--spooler-exec", "true"}, []string{notDir}},
+		{[]string{"run", "--spooler", notDir, "--spooler-exec", "true"}, []string{"spool directory " + notDir + " is not a directory: give --spooler the directory itself"}},
+		{[]string{"run", "--spooler", filepath.Join(notDir, "a", "b"), "--spooler-exec", "true"}, []string{notDir + " is a file, not a directory; give --spooler the path of a directory"}},
 	}
 	for _, c := range cases {
 		r := gospool(t, c.args...)

@@ -12,6 +12,7 @@
 //	gospool requeue --spooler DIR [NAME...]
 //	gospool demo    [--keep]
 //	gospool bench   [--json] [--producers N] [--tasks N] [--rate R] [--python]
+//	gospool version
 //	gospool help [COMMAND]
 //
 // Every command accepts --help. Flags may come before or after the
@@ -40,7 +41,8 @@
 // in its numeric priority sub-directories, lower numbers first), sees new
 // files at once through inotify, and runs the shell command CMD (/bin/sh -c
 // CMD) for each. The command reads the task on standard input as one line
-// of JSON, the object that inspect --json prints plus "body_base64" when
+// of JSON ending in a newline (so --spooler-exec cat prints one line per
+// task), the object that inspect --json prints plus "body_base64" when
 // the task has a body, and finds in its environment GOSPOOL_TASK_NAME (the
 // spool file's name, or ring:LANE:SEQ), GOSPOOL_TASK_PATH (the file's path,
 // or RINGFILE#LANE:SEQ), GOSPOOL_ATTEMPT (1, then 2 on the first retry...)
@@ -93,7 +95,11 @@
 // max-requests, reload-mercy, stats (and stats-server); master,
 // die-on-term and stats-http are accepted. Flags
 // given on the command line win; every other option is reported once as
-// not used; a bad value is an error naming the file, line and option.
+// not used, with "did you mean" when it is one or two typos (a byte added,
+// dropped, changed, or two swapped) away from a known option. Bad values
+// and lines gospool cannot read are errors, exit status 2 before anything
+// starts: every one in the file (and the files it includes) is reported, a
+// line each naming the file, line and option.
 //
 // --stats ADDR is uWSGI's stats server, served by the master, raw (the
 // document to a client that connects and only reads, as uWSGI's stats
@@ -148,7 +154,10 @@
 // duplicates. A ring file (gospool.ring) shows the ring's geometry and
 // counters instead ({"path": P, "ring": {...}} with --json, the keys of
 // stats --json). A file that cannot be read is reported on standard error
-// and the others are still shown; the exit status is then 1.
+// and the others are still shown; the exit status is then 1. A file that is
+// not a uWSGI spool file at all (its first byte is not 17, or the pairs
+// after its header do not fit the size the header announces) is reported
+// as such; a spool file cut short as truncated.
 //
 // # gospool stats
 //
@@ -219,6 +228,15 @@
 // nothing is written there unless the run fails. The run fails (exit 1)
 // when a producer or the spooler dies, or when no task is handled for 30
 // seconds.
+//
+// # gospool version
+//
+// Prints one line: the module version the binary was built from (v1.2.3
+// from go install ...@v1.2.3; a pseudo-version such as
+// v0.0.0-20261128052554-8b05511528db, "+dirty" with uncommitted changes,
+// from a build in a git checkout), or "(devel)" with the git revision when
+// Go recorded no version, then the Go version. "gospool --version" is the
+// same command.
 //
 // # Not in this release
 //

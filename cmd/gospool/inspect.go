@@ -37,7 +37,11 @@ A ring file (gospool.ring) shows the ring's geometry and counters instead,
 as {"path": P, "ring": {...}} with --json (the keys of gospool stats --json).
 
 A file that cannot be read is reported on stderr and the others are still
-shown; the exit status is then 1.`
+shown; the exit status is then 1. A file that is not a uWSGI spool file at
+all (its first byte is not 17, or the pairs after its header do not fit the
+size the header announces: a text file, random bytes) is reported as such;
+a spool file cut short as truncated, one whose pairs do not parse as
+corrupt.`
 
 func cmdInspect(_ context.Context, a *app, args []string) error {
 	flags := newFlagSet("inspect", "gospool inspect [--json] FILE...", inspectHelp)

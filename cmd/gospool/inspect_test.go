@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,6 +79,52 @@ func TestInspectBadFile(t *testing.T) {
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "gospool inspect: "+truncated+": truncated") ||
 		!strings.HasPrefix(lines[1], "gospool inspect: "+short+": ") {
 		t.Errorf("stderr %q, want one line per bad file naming it", r.stderr)
+	}
+}
+
+// A text file, random bytes and an empty file are said not to be spool
+// files, not truncated at some byte; a real uWSGI spool file cut short is
+// still truncated.
+func TestInspectNotSpoolFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	text := filepath.Join(dir, "notes.txt")
+	random := filepath.Join(dir, "random.bin")
+	empty := filepath.Join(dir, "empty")
+	cut := filepath.Join(dir, "uwsgi_spoolfile_cut")
+	noise := make([]byte, 4096)
+	rng := rand.New(rand.NewPCG(11, 17))
+	for i := range noise {
+		noise[i] = byte(rng.Uint32())
+	}
+	noise[0] = 0xa7 // not 17 or 0 (1 chance in 128 for random bytes)
+	real, err := os.ReadFile("../../spooler/spoolfile/testdata/uwsgi-spool/01-plain/uwsgi_spoolfile_on_vm_17079_1_100799708_1795818994_525728")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, data := range map[string][]byte{
+		text:   []byte("hello, this is a text file\nwith two lines\n"),
+		random: noise,
+		empty:  nil,
+		cut:    real[:20], // inside the second pair
+	} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ path, want string }{
+		{text, text + `: not a uWSGI spool file: it starts with "hell", and a spool file's first byte is 17 (0x11)`},
+		{random, random + `: not a uWSGI spool file: it starts with "\xa7`},
+		{empty, empty + ": empty file, not a uWSGI spool file (unless its writer has not written it yet)"},
+		{cut, cut + ": truncated at byte 20: the header announces a 39-byte vars block, the file holds only 16 bytes after the header"},
+	} {
+		for _, args := range [][]string{{"inspect", c.path}, {"inspect", "--json", c.path}} {
+			r := gospool(t, args...)
+			if r.code != 1 || r.stdout != "" || !strings.HasPrefix(r.stderr, "gospool inspect: "+c.want) {
+				t.Errorf("gospool %q: exit %d, stdout %q, stderr %q; want exit 1 and %q", args, r.code, r.stdout, r.stderr, c.want)
+			}
+			oneErrorLine(t, r, "gospool inspect: ")
+		}
 	}
 }
 

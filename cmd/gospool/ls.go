@@ -8,6 +8,7 @@ import (
 
 	"github.com/gospool/gospool/master/scoreboard"
 	"github.com/gospool/gospool/spooler"
+	"github.com/gospool/gospool/spooler/ring"
 )
 
 const lsHelp = `List every pending task of the spool directory DIR, one per line: those in
@@ -22,7 +23,9 @@ included) and its dead letters, each with its state:
   dead               out of retries (--spooler-max-retries); its last error follows
 
 A file in a priority directory is listed as PRIORITY/NAME; as in uWSGI, only
-spoolers started with --spooler-ordered run those.
+spoolers started with --spooler-ordered run those. The tasks of a damaged
+ring are not listed (a warning says so): gospool run saves them as spool
+files when it starts.
 
 Nothing is changed. --json prints one JSON object per task (JSON Lines):
   {"where": "ring"|"file", "name", "path", "state", "at", "attempt", "pid",
@@ -51,6 +54,12 @@ func cmdLs(_ context.Context, a *app, args []string) error {
 	list, err := spooler.List(dir)
 	if err != nil {
 		return err
+	}
+	ringPath := filepath.Join(dir, ring.FileName)
+	if r, err := ring.Open(ringPath, ring.Options{ReadOnly: true}); err == nil {
+		r.Close()
+	} else if what, damaged := ring.Damaged(ringPath, err); damaged {
+		fmt.Fprintln(a.stderr, "gospool ls: "+ringDamaged(ringPath, what, "; its tasks are not listed"))
 	}
 	findRunners(dir, list)
 	for _, p := range list {

@@ -37,6 +37,7 @@ var commands = []command{
 	{name: "ls", summary: "list the pending, running and dead tasks of a spool directory", run: cmdLs},
 	{name: "requeue", summary: "put dead tasks back into their spool directory", run: cmdRequeue},
 	{name: "bench", summary: "measure hand-off latency, spool call and throughput: producer processes into a spooler", run: cmdBench},
+	{name: "version", summary: "print gospool's version (also gospool --version)", run: cmdVersion},
 	{name: "help", summary: "show this help, or a command's with `gospool help CMD`"},
 }
 
@@ -61,6 +62,8 @@ func mainArgs(ctx context.Context, a *app, args []string) int {
 	case "help", "-h", "-help", "--help":
 		printMainUsage(a.stdout)
 		return 0
+	case "--version", "-version":
+		name = "version"
 	}
 	for _, c := range commands {
 		switch {
@@ -110,20 +113,24 @@ func report(a *app, name string, err error) int {
 	case errors.Is(err, errReported):
 		return 1
 	case errors.As(err, &ue):
-		fmt.Fprintf(a.stderr, "gospool %s: %s\n", name, oneLine(ue.msg))
+		for _, msg := range ue.msgs {
+			fmt.Fprintf(a.stderr, "gospool %s: %s\n", name, oneLine(msg))
+		}
 		return 2
 	}
 	fmt.Fprintf(a.stderr, "gospool %s: %s\n", name, oneLine(cleanError(err)))
 	return 1
 }
 
-// usageError is a mistake in the command line: exit status 2.
-type usageError struct{ msg string }
+// usageError is a mistake in the command line: exit status 2. It has one
+// message per mistake, each printed as its own line: an ini file can have
+// several bad lines, and the user fixes them all in one go.
+type usageError struct{ msgs []string }
 
-func (e *usageError) Error() string { return e.msg }
+func (e *usageError) Error() string { return strings.Join(e.msgs, "\n") }
 
 func usageErrorf(format string, args ...any) error {
-	return &usageError{msg: fmt.Sprintf(format, args...)}
+	return &usageError{msgs: []string{fmt.Sprintf(format, args...)}}
 }
 
 var (

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -42,9 +41,7 @@ var workerPid = regexp.MustCompile(`spawned gospool worker (\d) \(pid: (\d+)`)
 // master's listener, find the spool directory in their environment, spool
 // tasks that the spooler runs, and are respawned when killed.
 func TestRunWorkerCmd(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 is not installed")
-	}
+	testproc.NeedPython3(t)
 	t.Parallel()
 	dir, out := t.TempDir(), t.TempDir()
 	sock := filepath.Join(t.TempDir(), "w.sock")
@@ -84,9 +81,7 @@ func TestRunWorkerCmd(t *testing.T) {
 // gospool stats shows the master's processes: pid, role, respawns, tasks
 // done, and the task a spooler is busy with since when.
 func TestStatsShowsProcesses(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 is not installed")
-	}
+	testproc.NeedPython3(t)
 	t.Parallel()
 	dir, out := t.TempDir(), t.TempDir()
 	sock := filepath.Join(t.TempDir(), "w.sock")
@@ -142,9 +137,7 @@ func fileExists(path string) bool {
 // --ini with the master's options: processes (with --worker-cmd), socket
 // (the workers' listener), harakiri, master and die-on-term.
 func TestRunIniMasterOptions(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 is not installed")
-	}
+	testproc.NeedPython3(t)
 	t.Parallel()
 	base := t.TempDir()
 	sock := filepath.Join(base, "app.sock")

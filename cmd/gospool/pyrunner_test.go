@@ -9,7 +9,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -23,9 +22,7 @@ import (
 // importable and has its modules record their calls in out.
 func pyTasksEnv(t *testing.T, out string) []string {
 	t.Helper()
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 is not installed")
-	}
+	testproc.NeedPython3(t)
 	mods, err := filepath.Abs(filepath.Join("..", "..", "python", "testdata", "pytasks"))
 	if err != nil {
 		t.Fatal(err)

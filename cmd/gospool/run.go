@@ -2,14 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gospool/gospool/master"
@@ -41,7 +47,8 @@ The spoolers take tasks from DIR's shared-memory ring, where workers,
 in DIR, which uWSGI and gospool write; uWSGI spoolers may share DIR.
 
 Each task runs the shell command CMD (/bin/sh -c CMD) with the task on
-standard input as one line of JSON, the object "gospool inspect --json"
+standard input as one line of JSON ending in a newline (--spooler-exec cat
+prints each task on its own line), the object "gospool inspect --json"
 prints plus "body_base64" when the task has a body, and with these
 environment variables:
   GOSPOOL_TASK_NAME    the spool file's name, or ring:LANE:SEQ
@@ -97,7 +104,10 @@ spooler-processes, spooler-frequency, spooler-ordered, spooler-quiet,
 spooler-max-tasks, spooler-harakiri, processes/workers, harakiri,
 max-requests, reload-mercy, socket and http-socket (as --listen),
 buffer-size, stats, master and die-on-term (always on here). Flags win.
-Any other option is warned about once.`
+Any other option is warned about once, with "did you mean" when it is one
+or two typos away from a known one. A bad value, or a line gospool cannot
+read, stops the run (exit status 2) with one line per mistake in the file,
+each naming its file and line.`
 
 // notYet are contract flags of `gospool run` that this release refuses.
 var notYet = []string{}
@@ -257,12 +267,18 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 			},
 		})
 	}
-	if o.socketAddr != "" && !master.IsChild() {
+	if !master.IsChild() {
 		for _, d := range o.dirs {
-			if err := os.MkdirAll(d, 0o750); err != nil {
+			if err := makeSpoolDir(d); err != nil {
+				return err
+			}
+			// Before the socket: a second master names the first one's pid.
+			if err := master.CheckFree(d); err != nil {
 				return err
 			}
 		}
+	}
+	if o.socketAddr != "" && !master.IsChild() {
 		stopServer, err := serveRemote(ctx, logger, o.socketAddr, o.bufferSize, o.dirs)
 		if err != nil {
 			return err
@@ -270,6 +286,43 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 		defer stopServer()
 	}
 	return master.Run(ctx, mcfg)
+}
+
+// makeSpoolDir creates the spool directory dir when it is missing, as
+// uWSGI's spooler does, and says in the user's terms why it cannot be one.
+// (The master would create it too, with a bare "mkdir: not a directory".)
+func makeSpoolDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case err == nil && !fi.IsDir():
+		return fmt.Errorf("spool directory %s is not a directory: give --spooler the directory itself, not a file in it", dir)
+	case err == nil:
+		return nil
+	}
+	err = os.MkdirAll(dir, 0o750)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.ENOTDIR):
+		// A parent is a file: "--spooler afile/spool".
+		file := dir
+		for p := filepath.Dir(dir); p != file; file, p = p, filepath.Dir(p) {
+			if fi, err := os.Stat(p); err == nil {
+				if !fi.IsDir() {
+					file = p
+				}
+				break
+			}
+		}
+		return fmt.Errorf("spool directory %s cannot be created: %s is a file, not a directory; give --spooler the path of a directory", dir, file)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("spool directory %s cannot be created: permission denied; create it (mkdir -p %s) as a user who may, owned by the user gospool runs as, or give --spooler another directory", dir, dir)
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err // the message names the directory already
+	}
+	return fmt.Errorf("spool directory %s cannot be created: %w", dir, err)
 }
 
 // secondsValue is a duration flag written in seconds, as uWSGI's options
@@ -327,17 +380,80 @@ func serveRemote(ctx context.Context, logger *log.Logger, addr string, maxPacket
 	return func() { cancel(); <-done; router.Close() }, nil
 }
 
+// iniError is a usage error with one line per problem that ini.Load and
+// ini.Parse found. Most name the file and line already; the file given to
+// --ini that cannot be read is named once, as "--ini FILE".
+func iniError(spec string, err error) error {
+	var msgs []string      // about files: "--ini nope.ini: ...", "app.ini: no [uwsgi] section"
+	var lines []*ini.Error // about lines
+	var flatten func(error)
+	flatten = func(err error) {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				flatten(e)
+			}
+			return
+		}
+		var pe *fs.PathError
+		var le *ini.Error
+		switch {
+		case errors.As(err, &le):
+			lines = append(lines, le)
+			return
+		case errors.As(err, &pe):
+			// "ini: open app.ini: no such file or directory"
+			msgs = append(msgs, fmt.Sprintf("--ini %s: %v", pe.Path, pe.Err))
+			return
+		}
+		msgs = append(msgs, strings.TrimPrefix(err.Error(), "ini: "))
+	}
+	flatten(err)
+	// In file order: the file given first, then the others in the order
+	// their first problem was met; each by line.
+	top := spec
+	if i := strings.LastIndexByte(spec, ':'); i >= 0 {
+		top = spec[:i] // "app.ini:section", cut as ini.Load cuts it
+	}
+	rank := map[string]int{top: 0}
+	for _, e := range lines {
+		if _, ok := rank[e.File]; !ok {
+			rank[e.File] = len(rank)
+		}
+	}
+	sort.SliceStable(lines, func(i, j int) bool {
+		a, b := lines[i], lines[j]
+		return rank[a.File] < rank[b.File] || rank[a.File] == rank[b.File] && a.Line < b.Line
+	})
+	var out []string
+	for _, e := range lines {
+		out = append(out, e.Error())
+	}
+	msgs = append(out, msgs...) // "stopped after 20 errors" last
+	if len(msgs) == 0 {
+		msgs = append(msgs, fmt.Sprintf("--ini %s: %v", spec, err))
+	}
+	return &usageError{msgs: msgs}
+}
+
 // applyIni takes the options of a uWSGI ini file that gospool run knows,
 // for each flag not given on the command line, and warns once about each
 // option it does not use.
 func applyIni(stderr io.Writer, flags *flagSet, path string, o *runOptions) error {
-	opts, err := ini.Load(path)
-	if err != nil {
-		return usageErrorf("--ini: %v", err)
-	}
-	c, err := ini.Parse(opts)
-	if err != nil {
-		return usageErrorf("--ini: %v", err)
+	// Load goes on after a bad line and returns the others, so that Parse
+	// finds the bad values among them too: every mistake in one go.
+	opts, loadErr := ini.Load(path)
+	c, parseErr := ini.Parse(opts)
+	if err := errors.Join(loadErr, parseErr); err != nil {
+		// The options that look like typos of known ones are probably
+		// mistakes too: listed with the errors, in file order.
+		seen := map[string]bool{}
+		for _, o := range c.Unsupported {
+			if hint := ini.Hint(o.Key); strings.Contains(hint, "did you mean") && !seen[o.Key] {
+				seen[o.Key] = true
+				err = errors.Join(err, &ini.Error{Option: o, Msg: "not used (" + hint + ")"})
+			}
+		}
+		return iniError(path, err)
 	}
 	warn := func(format string, args ...any) {
 		fmt.Fprintf(stderr, "gospool run: warning: "+format+"\n", args...)

@@ -9,6 +9,7 @@ import (
 	"github.com/gospool/gospool/worker"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -436,6 +437,7 @@ spooler-quiet = true
 spooler-max-tasks = 2
 wsgi-file = app.py
 wsgi-file = app2.py
+spooler-proceses = 3
 `), 0o644)
 	spoolDir := filepath.Join(filepath.Dir(iniPath), "spool")
 	os.Mkdir(spoolDir, 0o750)
@@ -460,11 +462,46 @@ wsgi-file = app2.py
 	if !strings.Contains(stderr, "processes = 4: gospool runs no Python app itself") || strings.Contains(stderr, "plugins") {
 		t.Errorf("warnings:\n%s", stderr)
 	}
-	bad := filepath.Join(t.TempDir(), "bad.ini")
-	os.WriteFile(bad, []byte("[uwsgi]\nspooler-max-tasks = many\n"), 0o644)
+	if !strings.Contains(stderr, "app.ini:11: spooler-proceses is not used by gospool run (uWSGI 2.0 ignores \"spooler-proceses\" too; did you mean \"spooler-processes\"?)") {
+		t.Errorf("no did-you-mean for the typo spooler-proceses:\n%s", stderr)
+	}
+}
+
+// A bad ini file: every mistake in it, one line each in file order, exit 2
+// before anything starts; a missing one is named once.
+func TestRunIniErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.ini")
+	inc := filepath.Join(dir, "inc.ini")
+	os.WriteFile(bad, []byte("[uwsgi]\nspooler = "+dir+"/spool\nspooler-max-tasks = many\nspooler-proceses = 2\ninclude = "+inc+"\nmaster = maybe\nfor = x\n"), 0o644)
+	os.WriteFile(inc, []byte("[uwsgi]\nharakiri = -1\nif-env = HOME\n"), 0o644)
 	r := gospool(t, "run", "--ini", bad, "--spooler-exec", "true")
-	if r.code != 2 || !strings.Contains(r.stderr, "bad.ini:2: spooler-max-tasks") {
-		t.Errorf("a bad ini value: exit %d, stderr %q", r.code, r.stderr)
+	want := strings.Join([]string{
+		`gospool run: ` + bad + `:3: spooler-max-tasks = "many": want a whole number`,
+		`gospool run: ` + bad + `:4: spooler-proceses = "2": not used (uWSGI 2.0 ignores "spooler-proceses" too; did you mean "spooler-processes"?)`,
+		`gospool run: ` + bad + `:6: master = "maybe": want true or false (also yes/no, on/off, 1/0)`,
+		`gospool run: ` + bad + `:7: for = "x": uWSGI config logic (for, if-*, endif, endfor) is not supported`,
+		`gospool run: ` + inc + `:2: harakiri = "-1": must not be negative`,
+		`gospool run: ` + inc + `:3: if-env = "HOME": uWSGI config logic (for, if-*, endif, endfor) is not supported`,
+	}, "\n") + "\n"
+	if r.code != 2 || r.stderr != want || r.stdout != "" {
+		t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and:\n%s", r.code, r.stderr, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "spool")); err == nil {
+		t.Error("a refused ini created its spool directory")
+	}
+
+	missing := filepath.Join(dir, "nope.ini")
+	for _, spec := range []string{missing, missing + ":prod"} {
+		r = gospool(t, "run", "--ini", spec, "--spooler-exec", "true")
+		if want := "gospool run: --ini " + missing + ": no such file or directory\n"; r.code != 2 || r.stderr != want {
+			t.Errorf("--ini %s: exit %d, stderr %q; want exit 2 and %q", spec, r.code, r.stderr, want)
+		}
+	}
+	r = gospool(t, "run", "--ini", bad+":prod", "--spooler-exec", "true")
+	if want := "gospool run: " + bad + ": no [prod] section\n"; r.code != 2 || r.stderr != want {
+		t.Errorf("--ini %s:prod: exit %d, stderr %q; want exit 2 and %q", bad, r.code, r.stderr, want)
 	}
 }
 
@@ -482,4 +519,64 @@ func spoolerPid(t *testing.T, p *runProc) int {
 		t.Fatalf("%q: %v", line, err)
 	}
 	return pid
+}
+
+// The README's session: --spooler-exec cat prints each task as the one
+// line of JSON it reads on stdin, newline-terminated, and nothing more (no
+// blank line: the line already ends in "\n").
+func TestRunExecCatPrintsOneLinePerTask(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "spool")
+	p := startRun(t, nil, "--spooler", dir, "--spooler-exec", "cat", "--spooler-quiet")
+	waitLive(t, dir, p)
+	gospool(t, "spool", "--spooler", dir, "task=resize", "image=cat.jpg").mustSucceed(t)
+	gospool(t, "spool", "--spooler", dir, "task=later", "body=hi").mustSucceed(t)
+	testproc.WaitFor(t, 10*time.Second, "two tasks printed", func() bool {
+		return strings.Count(p.stdout.String(), "\n") >= 2
+	}, p.stderr)
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, p.stderr)
+	}
+	ringPath := filepath.Join(realDir(t, dir), ring.FileName)
+	empty := "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	want := `{"path":"` + ringPath + `#L:S","vars":[["task","resize"],["image","cat.jpg"]],"body_len":0,"body_sha256":"` + empty + `"}` + "\n" +
+		`{"path":"` + ringPath + `#L:S","vars":[["task","later"]],"body_len":2,"body_sha256":"8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4","body_base64":"aGk="}` + "\n"
+	// The lane and sequence number depend on which lane each producer got.
+	got := regexp.MustCompile(`#[0-9]+:[0-9]+"`).ReplaceAllString(p.stdout.String(), `#L:S"`)
+	if got != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// A service account whose home cannot be written: --spooler-import puts
+// the Python package under $TMPDIR/gospool-UID instead, says nothing
+// about it, and the tasks run.
+func TestRunSpoolerImportUnwritableHome(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	tmp := t.TempDir()
+	file := filepath.Join(tmp, "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Tests run as root, which permissions do not stop: a path under a
+	// regular file cannot be made by anyone (ENOTDIR).
+	env := append(pyTasksEnv(t, out), "HOME="+filepath.Join(file, "home"), "XDG_CACHE_HOME=", "TMPDIR="+tmp)
+	dir := t.TempDir()
+	p := startRun(t, env, "--spooler", dir, "--spooler-import", "udtasks")
+	waitLive(t, dir, p)
+	gospool(t, "spool", "--spooler", dir, "ud_spool_func=ctl", "do=ok").mustSucceed(t)
+	waitPyCall(t, out, p, "ctl", "do", "ok")
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, p.stderr)
+	}
+	extracted, _ := filepath.Glob(filepath.Join(tmp, "gospool-"+strconv.Itoa(os.Getuid()), "python-*", "gospool", "runner.py"))
+	if len(extracted) != 1 {
+		t.Errorf("the package is not under $TMPDIR/gospool-UID: %v", extracted)
+	}
+	for _, noise := range []string{"a-file", "cache", "not a directory", "warning"} {
+		if strings.Contains(p.stderr.String(), noise) {
+			t.Errorf("stderr mentions %q:\n%s", noise, p.stderr)
+		}
+	}
 }

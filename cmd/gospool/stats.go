@@ -37,6 +37,7 @@ fill is the percentage of the ring's payload space in use.
    "ignored", "corrupt", "dead", "in_flight", "ready", "claimed", "fill", "sleepers",
    "lanes": [{"lane", "owner_pid", "ready", "claimed", "writing"}],
    "consumers": [{"entry", "pid", "tasks", "since"}]},
+   "ring_error" (instead of "ring": no ring yet, or a damaged one),
    "files": {"due", "scheduled"},
    "master": {"pid", "started", "reloads", "processes": [{"pid", "role",
    "number", "state", "respawns", "spawned", "done", "busy_since",
@@ -65,27 +66,41 @@ func cmdStats(_ context.Context, a *app, args []string) error {
 		dir = abs
 	}
 	path := filepath.Join(dir, ring.FileName)
+	// Without a ring, or with a damaged one, the spool files and the
+	// master are still worth showing.
+	var st *ring.Stats
+	doc := statsDoc{Dir: dir}
 	r, err := ring.Open(path, ring.Options{ReadOnly: true})
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("no gospool ring in %s: no gospool spooler has served it yet (start one with gospool run --spooler %s)", dir, dir)
-	}
-	if err != nil {
+	what, damaged := ring.Damaged(path, err)
+	switch {
+	case err == nil:
+		defer r.Close()
+		s := r.Stats()
+		rs := stats.RingOf(s)
+		st, doc.Ring = &s, &rs
+	case errors.Is(err, fs.ErrNotExist):
+		doc.RingError = fmt.Sprintf("no gospool ring in %s: no gospool spooler has served it yet (start one with gospool run --spooler %s)", dir, dir)
+	case damaged:
+		doc.RingError = ringDamaged(path, what, "")
+	default:
 		return err
 	}
-	defer r.Close()
-	st := r.Stats()
 	files, err := stats.CountFiles(dir, time.Now())
 	if err != nil {
 		return err
 	}
-	procs := readMaster(dir)
+	doc.Files, doc.Master = files, readMaster(dir)
 	if *asJSON {
-		return writeJSON(a.stdout, statsDoc{Dir: dir, Ring: stats.RingOf(st), Files: files, Master: procs})
+		return writeJSON(a.stdout, doc)
 	}
 	fmt.Fprintf(a.stdout, "spool directory %s\n", dir)
-	printRing(a.stdout, path, st)
+	if st != nil {
+		printRing(a.stdout, path, *st)
+	} else {
+		fmt.Fprintf(a.stdout, "ring: %s\n", doc.RingError)
+	}
 	fmt.Fprintf(a.stdout, "spool files: %d due now, %d scheduled for later\n", files.Due, files.Scheduled)
-	printMaster(a.stdout, procs)
+	printMaster(a.stdout, doc.Master)
 	return nil
 }
 
@@ -146,10 +161,20 @@ func printMaster(w io.Writer, m *masterDoc) {
 
 // statsDoc is the JSON of `gospool stats --json`.
 type statsDoc struct {
-	Dir    string      `json:"dir"`
-	Ring   stats.Ring  `json:"ring"`
-	Files  stats.Files `json:"files"`
-	Master *masterDoc  `json:"master,omitempty"`
+	Dir  string      `json:"dir"`
+	Ring *stats.Ring `json:"ring,omitempty"`
+	// RingError says why there is no "ring": none yet, or a damaged one.
+	RingError string      `json:"ring_error,omitempty"`
+	Files     stats.Files `json:"files"`
+	Master    *masterDoc  `json:"master,omitempty"`
+}
+
+// ringDamaged is what ls and stats say about a ring that ring.Damaged
+// says is damaged, with note after the damage. Not ring.Open's advice, to
+// remove the file: a master moves it aside and saves the tasks in it.
+func ringDamaged(path, what, note string) string {
+	return fmt.Sprintf("%s is damaged (%s)%s: gospool run --spooler %s saves the tasks in it as spool files when it (re)starts",
+		path, what, note, filepath.Dir(path))
 }
 
 // printRing writes the text form of a ring's stats.

@@ -10,6 +10,7 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -21,7 +22,10 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8080", "the `ADDR` the workers serve HTTP on")
 	workers := flag.Int("workers", 4, "how many worker processes")
-	dir := flag.String("spool", "spool", "the spool `DIR` (created when missing)")
+	// The default is outside the current directory, so that `go run
+	// ./examples/goservice` leaves no spool/ in the clone, and fixed, so
+	// that tasks left in it run at the next start.
+	dir := flag.String("spool", filepath.Join(os.TempDir(), "goservice-spool"), "the spool `DIR` (created when missing)")
 	work := flag.Duration("work", 500*time.Millisecond, "how long sending one welcome email takes")
 	flag.Parse()
 

@@ -26,7 +26,7 @@ func TestService(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the example service")
 	}
-	s := startService(t)
+	s := startService(t, nil, "--spool", filepath.Join(t.TempDir(), "spool"), "--work", "50ms")
 	workers, spoolers := s.children()
 	if len(workers) != 4 || len(spoolers) != 1 {
 		t.Fatalf("want 4 workers and 1 spooler spawned, the log names %d and %d", len(workers), len(spoolers))
@@ -144,6 +144,24 @@ func TestService(t *testing.T) {
 		len(s.ackedEmails()), len(sent), twice)
 }
 
+// With no --spool, the spool directory is goservice-spool in the
+// temporary directory, not spool/ in the current one: `go run
+// ./examples/goservice` from the root of the clone leaves nothing in it.
+func TestDefaultSpoolDir(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the example service")
+	}
+	tmp := t.TempDir()
+	s := startService(t, []string{"TMPDIR=" + tmp})
+	want := "spawned the gospool spooler on dir " + filepath.Join(tmp, "goservice-spool") + " with pid"
+	if log := s.out.String(); !strings.Contains(log, want) {
+		t.Errorf("no %q line in the log:\n%s", want, log)
+	}
+	if _, err := os.Stat(filepath.Join(s.base, "spool")); err == nil {
+		t.Errorf("the service made spool/ in its current directory %s", s.base)
+	}
+}
+
 var (
 	sentLine  = regexp.MustCompile(`sent the welcome email to (\S+) \(task`)
 	respawned = regexp.MustCompile(`Respawned gospool worker (\d+) \(new pid: (\d+)\)`)
@@ -179,12 +197,11 @@ type service struct {
 	acked []string // the emails whose signup was answered 200
 }
 
-func startService(t *testing.T) *service {
+// startService builds the example and starts it in a temporary
+// directory, with args after --listen, and env added to the environment.
+func startService(t *testing.T, env []string, args ...string) *service {
 	t.Helper()
-	gotool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command to build the example with")
-	}
+	gotool := testproc.NeedProgram(t, "go", "golang (or Go from go.dev)")
 	base := t.TempDir()
 	s := &service{t: t, bin: filepath.Join(base, "goservice"), out: &testproc.Buffer{}, base: base,
 		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}}
@@ -194,8 +211,9 @@ func startService(t *testing.T) *service {
 	}
 	addr := freeAddr(t)
 	s.url = "http://" + addr
-	s.cmd = exec.Command(s.bin, "--listen", addr, "--spool", filepath.Join(base, "spool"), "--work", "50ms")
+	s.cmd = exec.Command(s.bin, append([]string{"--listen", addr}, args...)...)
 	s.cmd.Dir = base
+	s.cmd.Env = append(os.Environ(), env...)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	// Its own process group, killed whole at the end; and killed if this
 	// test process dies first.

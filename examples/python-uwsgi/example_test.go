@@ -1,11 +1,11 @@
-// Package pythonuwsgi_test runs the migration example end to end: real
-// uWSGI serving the example app over HTTP on 127.0.0.1, and, for the two
-// gospool setups, `gospool run --spooler-import tasks` running the app's
-// unchanged task module.
+// Package pythonuwsgi_test runs the migration example end to end: README.md
+// step by step (readme_test.go), with real uWSGI serving the example app
+// over HTTP on 127.0.0.1 and `gospool run --spooler-import tasks` running
+// the app's unchanged task module; and here what the README does not show,
+// a runner killed in the middle of a task.
 package pythonuwsgi_test
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -41,33 +41,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// setup is one way of running the example.
-type setup struct {
-	ini     string
-	gospool bool // gospool runs the tasks
-}
-
-// example copies the example into a fresh directory (so that spool
-// directories and the output log are the test's own) and returns it.
-func example(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, name := range []string{"app.py", "app_gospool.py", "tasks.py", "original.ini", "zero-change.ini", "one-line.ini"} {
-		data, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(dir, name), data, 0o644)
-	}
-	// one-line.ini finds the package at %d../../python.
-	python, _ := filepath.Abs("../../python")
-	os.MkdirAll(filepath.Join(dir, "x"), 0o755)
-	ini := filepath.Join(dir, "one-line.ini")
-	data, _ := os.ReadFile(ini)
-	os.WriteFile(ini, bytes.ReplaceAll(data, []byte("%d../../python"), []byte(python)), 0o644)
-	os.Mkdir(filepath.Join(dir, "spool"), 0o755)
-	os.Mkdir(filepath.Join(dir, "uwsgi-idle-spool"), 0o755)
-	return dir
+// installHint names the package that provides each program the tests run.
+var installHint = map[string]string{
+	"uwsgi": "uwsgi-core uwsgi-plugin-python3 python3-uwsgidecorators",
+	"curl":  "curl",
+	"go":    "golang (or Go from go.dev)",
+	"bash":  "bash",
 }
 
 func freePort(t *testing.T) int {
@@ -79,15 +58,15 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// startGospool runs `gospool run --spooler spool --spooler-import tasks`
-// in dir until the test ends.
+// startGospool runs `gospool run --spooler DIR/spool --spooler-import
+// tasks` in this directory, with EXAMPLE_DIR=dir, until the test ends.
 func startGospool(t *testing.T, dir string, env ...string) *testproc.Buffer {
 	t.Helper()
+	here, _ := os.Getwd()
 	out := &testproc.Buffer{}
 	cmd := exec.Command(gospoolBin, "run", "--spooler", filepath.Join(dir, "spool"), "--spooler-import", "tasks",
 		"--spooler-retry-delay", "0.2", "--spooler-retry-max-delay", "0.5")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), append([]string{"PYTHONPATH=" + dir, "EXAMPLE_OUT=" + filepath.Join(dir, "out.log")}, env...)...)
+	cmd.Env = append(os.Environ(), append([]string{"PYTHONPATH=" + here, "EXAMPLE_DIR=" + dir}, env...)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -115,15 +94,9 @@ func startGospool(t *testing.T, dir string, env ...string) *testproc.Buffer {
 	return out
 }
 
-func get(t *testing.T, url string, body []byte) string {
+func get(t *testing.T, url string) string {
 	t.Helper()
-	var resp *http.Response
-	var err error
-	if body != nil {
-		resp, err = http.Post(url, "application/octet-stream", bytes.NewReader(body))
-	} else {
-		resp, err = http.Get(url)
-	}
+	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,16 +108,9 @@ func get(t *testing.T, url string, body []byte) string {
 	return strings.TrimSpace(string(data))
 }
 
-// fileText shows a file's content in a failure's log.
-type fileText string
-
-func (f fileText) String() string {
-	data, _ := os.ReadFile(string(f))
-	return string(f) + ":\n" + string(data)
-}
-
-func outLines(dir string) []string {
-	data, _ := os.ReadFile(filepath.Join(dir, "out.log"))
+// outLines are the lines of the file at path, tasks.log.
+func outLines(path string) []string {
+	data, _ := os.ReadFile(path)
 	return strings.Split(strings.TrimSpace(string(data)), "\n")
 }
 
@@ -156,51 +122,6 @@ func count(lines []string, prefix string) int {
 		}
 	}
 	return n
-}
-
-// The three setups of README.md, each driven through HTTP: a decorated task
-// with arguments (one that fails once), a @spoolforever task, and a raw
-// task with a binary body.
-func TestMigrationPaths(t *testing.T) {
-	for _, s := range []setup{{"original.ini", false}, {"zero-change.ini", true}, {"one-line.ini", true}} {
-		t.Run(strings.TrimSuffix(s.ini, ".ini"), func(t *testing.T) {
-			dir := example(t)
-			port := freePort(t)
-			var logs []fmt.Stringer
-			if s.gospool {
-				logs = append(logs, startGospool(t, dir))
-			}
-			t.Setenv("EXAMPLE_OUT", filepath.Join(dir, "out.log"))
-			uw := testproc.StartUWSGI(t, "--set-placeholder", "example-port="+strconv.Itoa(port), "--ini", filepath.Join(dir, s.ini))
-			logs = append(logs, uw, fileText(filepath.Join(dir, "out.log")))
-			base := "http://127.0.0.1:" + strconv.Itoa(port)
-			waitUWSGI(t, port, logs...)
-
-			queued := get(t, base+"/signup?email=ada@example.com&lang=fr", nil)
-			if s.ini == "one-line.ini" && strings.Contains(queued, "/spool/uwsgi_spoolfile_on_") {
-				t.Errorf("with gospool.install(), the task went to a file: %q", queued)
-			}
-			get(t, base+"/signup?email=bob@example.com&fail=1", nil)
-			get(t, base+"/heartbeat?name=hb", nil)
-			image := []byte("\x89PNG\r\n\x1a\n\x00\xff\xfe binary")
-			get(t, base+"/thumbnail?name=cat.png", image)
-
-			testproc.WaitFor(t, 20*time.Second, "every task", func() bool {
-				l := outLines(dir)
-				return count(l, "welcome email=ada@example.com lang=fr") == 1 && count(l, "welcome email=bob@example.com") == 1 &&
-					count(l, "heartbeat name=hb") >= 2 && count(l, "thumbnail name=cat.png bytes=18 ") == 1
-			}, logs...)
-			if s.gospool {
-				// The tasks ran in gospool's runner, not in a uWSGI spooler.
-				for _, l := range outLines(dir) {
-					pid := l[strings.LastIndex(l, "pid=")+4:]
-					if strings.Contains(uw.String(), "with pid "+pid) {
-						t.Errorf("%q ran in a uWSGI spooler", l)
-					}
-				}
-			}
-		})
-	}
 }
 
 // The task module is the app's, unchanged: no gospool in it.
@@ -221,17 +142,25 @@ func TestTaskModuleIsUnchanged(t *testing.T) {
 // A runner killed with SIGKILL in the middle of a task: gospool starts a
 // new one and the task runs again, to the end.
 func TestRunnerKilledMidTask(t *testing.T) {
-	dir := example(t)
+	testproc.NeedUWSGIDecorators(t)
+	dir := t.TempDir()
+	for _, sub := range []string{"spool", "uwsgi-idle-spool"} {
+		if err := os.Mkdir(filepath.Join(dir, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tasksLog := filepath.Join(dir, "tasks.log")
 	port := freePort(t)
 	g := startGospool(t, dir, "EXAMPLE_TASK_SECONDS=2")
-	t.Setenv("EXAMPLE_OUT", filepath.Join(dir, "out.log"))
-	uw := testproc.StartUWSGI(t, "--set-placeholder", "example-port="+strconv.Itoa(port), "--ini", filepath.Join(dir, "zero-change.ini"))
+	t.Setenv("EXAMPLE_DIR", dir)
+	t.Setenv("EXAMPLE_PORT", strconv.Itoa(port))
+	uw := testproc.StartUWSGI(t, "--ini", "zero-change.ini")
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	waitUWSGI(t, port, uw, g)
-	get(t, base+"/signup?email=carol@example.com", nil)
+	get(t, base+"/signup?email=carol@example.com")
 	var pid int
 	testproc.WaitFor(t, 20*time.Second, "the task to start", func() bool {
-		for _, l := range outLines(dir) {
+		for _, l := range outLines(tasksLog) {
 			if strings.HasPrefix(l, "working email=carol@example.com") {
 				pid, _ = strconv.Atoi(l[strings.LastIndex(l, "pid=")+4:])
 			}
@@ -242,9 +171,9 @@ func TestRunnerKilledMidTask(t *testing.T) {
 		t.Fatal(err)
 	}
 	testproc.WaitFor(t, 30*time.Second, "the task to run again", func() bool {
-		return count(outLines(dir), "welcome email=carol@example.com") == 1
+		return count(outLines(tasksLog), "welcome email=carol@example.com") == 1
 	}, g, uw)
-	if n := count(outLines(dir), "working email=carol@example.com"); n != 2 {
+	if n := count(outLines(tasksLog), "working email=carol@example.com"); n != 2 {
 		t.Errorf("the task started %d times, want 2", n)
 	}
 }

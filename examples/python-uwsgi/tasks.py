@@ -8,17 +8,19 @@ Three kinds, the three ways uWSGI apps write tasks:
 - a raw `uwsgi.spooler` callable for tasks spooled with uwsgi.spool(dict),
   here thumbnails whose image travels in the task's body.
 
-Each task appends one line to the file named by $EXAMPLE_OUT (default
-/tmp/python-uwsgi-example.log) so that you, and the tests, can see it ran.
+Each task appends one line to tasks.log in $EXAMPLE_DIR (README.md makes
+that directory with mktemp) so that you, and the tests, can see it ran.
 """
 import hashlib
 import os
+import tempfile
 import time
 
 import uwsgi
 from uwsgidecorators import spool, spoolforever, manage_spool_request
 
-OUT = os.environ.get("EXAMPLE_OUT", "/tmp/python-uwsgi-example.log")
+DIR = os.environ.get("EXAMPLE_DIR") or tempfile.gettempdir()
+OUT = os.path.join(DIR, "tasks.log")
 
 
 def record(line):
@@ -27,13 +29,16 @@ def record(line):
 
 
 @spool(pass_arguments=True)
-def send_welcome(email, lang="en", fail_first=False):
-    """Sends a welcome email (here: writes a line). fail_first makes the
-    first attempt raise, to show a retry."""
-    marker = OUT + ".failed-" + email
-    if fail_first and not os.path.exists(marker):
-        open(marker, "w").close()
-        raise RuntimeError("SMTP server not answering for %s" % email)
+def send_welcome(email, lang="en", fail_first=""):
+    """Sends a welcome email (here: writes a line). fail_first, when not
+    empty, names this one signup: its first attempt raises, to show a retry,
+    and a marker file by that name makes the next attempt succeed. (A name
+    per signup, not the email, so that every signup asked to fail does.)"""
+    if fail_first:
+        marker = os.path.join(DIR, "failed-once-" + fail_first)
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            raise RuntimeError("SMTP server not answering for %s" % email)
     seconds = float(os.environ.get("EXAMPLE_TASK_SECONDS", "0"))
     if seconds:
         record("working email=%s" % email)

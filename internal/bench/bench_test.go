@@ -154,7 +154,7 @@ func testResult(t *testing.T) *Result {
 	return r
 }
 
-// TestWriteJSON: the contract's keys (DESIGN.md, "Command line"), in a
+// TestWriteJSON: the contract's keys (docs/design.md, "Command line"), in a
 // list.
 func TestWriteJSON(t *testing.T) {
 	var b bytes.Buffer

@@ -92,7 +92,7 @@ type SpoolCall struct {
 
 // Result is the measurement of one implementation: one object of
 // `gospool bench --json`. The first eight fields are the command line
-// contract (DESIGN.md); the others are extras.
+// contract (docs/design.md); the others are extras.
 type Result struct {
 	// Impl is "gospool" or "uwsgi".
 	Impl       string    `json:"impl"`

@@ -36,10 +36,7 @@ func (b *Buffer) String() string {
 // exited 10 s later; it also dies with the test binary (Pdeathsig).
 func StartUWSGI(tb testing.TB, args ...string) *Buffer {
 	tb.Helper()
-	bin, err := exec.LookPath("uwsgi")
-	if err != nil {
-		tb.Skip("uwsgi is not installed")
-	}
+	bin := NeedProgram(tb, "uwsgi", "uwsgi-core")
 	out := &Buffer{}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out

@@ -1,6 +1,7 @@
 package ini
 
 import (
+	"errors"
 	"math"
 	"strconv"
 	"strings"
@@ -82,11 +83,15 @@ var fields = map[string]setter{
 // Parse maps options to Config. Lists keep every value in order; for a
 // single value the last one wins, as in uWSGI. A value that is not a whole
 // number, a negative number or a bool that is none of true, false, yes, no,
-// on, off, 1, 0 (any case; an empty value, a bare key, is true) is an error
-// naming the file, line, option and value. uWSGI itself would read such a
-// value with atoi or as true.
+// on, off, 1, 0 (any case; an empty value, a bare key, is true) is an
+// [*Error] naming the file, line, option and value. uWSGI itself would read
+// such a value with atoi or as true. Every bad value is reported, not only
+// the first: the error is then an [errors.Join] of one [*Error] per line,
+// in order, and the Config returned with it holds what the other lines set
+// (its Unsupported list is complete, for the caller's warnings).
 func Parse(opts []Option) (Config, error) {
 	var c Config
+	var errs []error
 	for _, o := range opts {
 		if _, ok := Ignored[o.Key]; ok {
 			continue
@@ -97,10 +102,10 @@ func Parse(opts []Option) (Config, error) {
 			continue
 		}
 		if err := set(&c, o); err != nil {
-			return Config{}, err
+			errs = append(errs, err)
 		}
 	}
-	return c, nil
+	return c, errors.Join(errs...) // nil without errs
 }
 
 func strs(f func(*Config) *[]string) setter {
@@ -162,10 +167,13 @@ func frequency(c *Config, o Option) error {
 	return nil
 }
 
-// Hint explains why uWSGI 2.0 would also ignore an unsupported key that
-// looks like a supported one, for the caller's warning; "" if none does.
-// uWSGI matches ini keys exactly: no case folding, '_' is not '-', and the
-// one-letter command line forms (-p, -s, -b, -Q) are not ini keys.
+// Hint says what an unsupported key probably meant, for the caller's
+// warning; "" when nothing comes close. uWSGI matches ini keys exactly: no
+// case folding, '_' is not '-', and the one-letter command line forms (-p,
+// -s, -b, -Q) are not ini keys, so uWSGI 2.0 ignores such a key too. A key
+// one or two edits (a byte inserted, deleted, changed, or two neighbours
+// swapped) from a known option is taken for a typo of it, unless it is a
+// real uWSGI option itself.
 func Hint(key string) string {
 	short := map[string]string{"p": "processes", "s": "socket", "b": "buffer-size", "Q": "spooler"}
 	want, ok := short[key]
@@ -173,8 +181,15 @@ func Hint(key string) string {
 		want = strings.ReplaceAll(strings.ToLower(key), "_", "-")
 	}
 	_, known := fields[want]
-	if _, ign := Ignored[want]; (!known && !ign) || want == key {
+	_, ign := Ignored[want]
+	switch {
+	case want == key && (known || ign):
 		return ""
+	case known || ign:
+		return "uWSGI 2.0 ignores " + strconv.Quote(key) + " in ini files too; did you mean " + strconv.Quote(want) + "?"
 	}
-	return "uWSGI 2.0 ignores " + strconv.Quote(key) + " in ini files too; did you mean " + strconv.Quote(want) + "?"
+	if near := closest(want); len(near) > 0 {
+		return "uWSGI 2.0 ignores " + strconv.Quote(key) + " too; " + didYouMean(near)
+	}
+	return ""
 }

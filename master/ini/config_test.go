@@ -1,6 +1,7 @@
 package ini
 
 import (
+	"errors"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -164,10 +165,75 @@ func TestHint(t *testing.T) {
 		"module":            "",
 		"chdir":             "",
 		"spooler":           "",
+		// Typos: one or two edits from a known option.
+		"spooler-proceses":  `uWSGI 2.0 ignores "spooler-proceses" too; did you mean "spooler-processes"?`,
+		"spoolre-processes": `uWSGI 2.0 ignores "spoolre-processes" too; did you mean "spooler-processes"?`,
+		"spooler-procesess": `uWSGI 2.0 ignores "spooler-procesess" too; did you mean "spooler-processes"?`,
+		"Spooler_Proceses":  `uWSGI 2.0 ignores "Spooler_Proceses" too; did you mean "spooler-processes"?`,
+		"spooler-harakri":   `uWSGI 2.0 ignores "spooler-harakri" too; did you mean "spooler-harakiri"?`,
+		"spooler-imports":   `uWSGI 2.0 ignores "spooler-imports" too; did you mean "spooler-import"?`,
+		"proceses":          `uWSGI 2.0 ignores "proceses" too; did you mean "processes"?`,
+		"stat":              `uWSGI 2.0 ignores "stat" too; did you mean "stats"?`,
+		"enable-thread":     `uWSGI 2.0 ignores "enable-thread" too; did you mean "enable-threads"?`,
+		"includ":            `uWSGI 2.0 ignores "includ" too; did you mean "include"?`,
+		"spooler-p-import":  `uWSGI 2.0 ignores "spooler-p-import" too; did you mean "spooler-py-import" or "spooler-pyimport"?`,
+		// Too far, or real uWSGI options close to ours: no guess.
+		"spooler-procs":    "",
+		"uid":              "",
+		"https-socket":     "",
+		"suwsgi-socket":    "",
+		"harakiri-verbose": "",
+		"st":               "",
 	}
 	for key, want := range tests {
 		if got := Hint(key); got != want {
 			t.Errorf("Hint(%q) = %q, want %q", key, got, want)
 		}
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	tests := []struct {
+		a, b string
+		max  int
+		want int
+	}{
+		{"", "", 2, 0},
+		{"abc", "abc", 2, 0},
+		{"ab", "ba", 2, 1},  // a swap is one edit
+		{"abc", "ca", 5, 3}, // optimal string alignment: no edit of a swapped pair
+		{"kitten", "sitting", 5, 3},
+		{"kitten", "sitting", 2, 3}, // past max: max+1
+		{"a", "abcdef", 2, 3},
+		{"spooler-proceses", "spooler-processes", 2, 1},
+		{"spooler-processes", "spooler-", 2, 3},
+	}
+	for _, tt := range tests {
+		if got := editDistance(tt.a, tt.b, tt.max); got != tt.want {
+			t.Errorf("editDistance(%q, %q, %d) = %d, want %d", tt.a, tt.b, tt.max, got, tt.want)
+		}
+		if got := editDistance(tt.b, tt.a, tt.max); got != tt.want {
+			t.Errorf("editDistance(%q, %q, %d) = %d, want %d", tt.b, tt.a, tt.max, got, tt.want)
+		}
+	}
+}
+
+// Every bad value is reported, each with its file and line, in order.
+func TestParseReportsEveryBadValue(t *testing.T) {
+	_, err := Parse([]Option{
+		{Key: "spooler-processes", Value: "two", File: "app.ini", Line: 2},
+		{Key: "spooler", Value: "/x", File: "app.ini", Line: 3},
+		{Key: "master", Value: "maybe", File: "app.ini", Line: 4},
+		{Key: "harakiri", Value: "-1", File: "inc.ini", Line: 1},
+	})
+	want := `app.ini:2: spooler-processes = "two": want a whole number` + "\n" +
+		`app.ini:4: master = "maybe": want true or false (also yes/no, on/off, 1/0)` + "\n" +
+		`inc.ini:1: harakiri = "-1": must not be negative`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.Key != "spooler-processes" {
+		t.Errorf("errors.As(*Error) = %+v, want the first", e)
 	}
 }

@@ -22,7 +22,8 @@
 //     is). A key with no '=' has the value "" (uWSGI's flags read it as true).
 //   - Keys are case-sensitive and '_' is not '-'. uWSGI 2.0 looks ini keys up
 //     exactly, so it ignores "Master" and "spooler_processes" (try --strict);
-//     so does gospool, and Hint says what was probably meant. The one-letter
+//     so does gospool, and Hint says what was probably meant (also for a
+//     key one or two typos away from a known option). The one-letter
 //     command line forms (p, s, b, Q) are not ini keys either.
 //   - Magic variables are expanded over the whole raw file first, keys,
 //     sections and comments included: %p (the real path; a symlink keeps its
@@ -54,6 +55,9 @@
 //     variable or an unknown name stays as written, as in uWSGI (not ""). A
 //     value that keeps referring to itself is an error (uWSGI loops forever).
 //   - A file without the section is an error naming the file (uWSGI warns).
+//   - Load reads on after a bad line, and Parse after a bad value, so that
+//     every mistake in the files is reported at once, each naming its file
+//     and line.
 //
 // # What Load does not do
 //

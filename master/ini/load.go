@@ -39,6 +39,14 @@ func lineErr(o Option, format string, args ...any) error {
 // ini =, include = and inherit =, expands magic variables, $(ENV) and
 // %(placeholder) references, and returns the options in uWSGI's order.
 // See the package documentation for the rules and for what is not supported.
+//
+// A file that cannot be read, or lacks the section, is an error prefixed
+// "ini: " (wrapping the system's error, so errors.Is(err, fs.ErrNotExist)
+// holds for a missing file). A problem with a line is an [*Error] naming
+// its file and line; Load goes on reading after one, so that every bad
+// line is reported at once (up to [MaxErrors]; the error is then an
+// [errors.Join] of them), and returns the options of the other lines with
+// it, for the caller to check with [Parse] too.
 func Load(path string) ([]Option, error) {
 	cwd, err := os.Getwd()
 	if err != nil {
@@ -47,17 +55,15 @@ func Load(path string) ([]Option, error) {
 	l := &loader{cwd: cwd, now: time.Now()}
 	l.entries = append(l.entries, entry{Option: Option{Key: "ini", Value: path, File: path}, hidden: true})
 	if err := l.load(path, nil); err != nil {
-		return nil, err
+		return nil, errors.Join(append(l.errs, err)...)
 	}
-	if err := l.expandAll(); err != nil {
-		return nil, err
-	}
+	l.expandAll()
 	// inherit = is applied after the expansion passes, as uWSGI does, and
 	// appends the template's options at the end, unexpanded.
-	for i := 0; i < len(l.entries); i++ {
+	for i := 0; i < len(l.entries) && !l.full(); i++ {
 		if e := l.entries[i]; e.hidden && e.Key == "inherit" {
 			if err := l.inherit(e); err != nil {
-				return nil, err
+				l.note(err)
 			}
 		}
 	}
@@ -67,8 +73,23 @@ func Load(path string) ([]Option, error) {
 			out = append(out, e.Option)
 		}
 	}
+	if len(l.errs) > 0 {
+		if l.full() {
+			l.errs = append(l.errs, fmt.Errorf("ini: %s: stopped after %d errors", path, MaxErrors))
+		}
+		return out, errors.Join(l.errs...)
+	}
 	return out, nil
 }
+
+// MaxErrors is how many bad lines Load reports before it stops reading.
+const MaxErrors = 20
+
+// note records a problem with one line; reading goes on unless full.
+func (l *loader) note(err error) { l.errs = append(l.errs, err) }
+
+// full reports whether MaxErrors problems were found: stop reading.
+func (l *loader) full() bool { return len(l.errs) >= MaxErrors }
 
 type entry struct {
 	Option
@@ -92,7 +113,8 @@ type loader struct {
 	stack   []string // files being read, for include cycles
 	via     []string // set while reading an inherited template
 	entries []entry
-	exprErr string // a %(a b) expression met by the placeholder pass
+	exprErr string  // a %(a b) expression met by the placeholder pass
+	errs    []error // the bad lines met so far, in order
 }
 
 // immediate lists the options uWSGI 2.0.21 applies while it parses, before
@@ -166,6 +188,9 @@ func (l *loader) load(spec string, from *Option) error {
 	text, lines, magicErrs := l.magic(data, f)
 	cur, found := "", false
 	for idx, raw := range strings.Split(text, "\n") {
+		if l.full() {
+			break
+		}
 		s := strings.Trim(raw, " \t\r")
 		switch {
 		case s == "":
@@ -183,10 +208,11 @@ func (l *loader) load(spec string, from *Option) error {
 		key, val, _ := strings.Cut(s, "=")
 		o := Option{Key: strings.TrimRight(key, " \t\r"), Value: strings.Trim(val, " \t\r"), File: name, Line: lines[idx]}
 		if err := magicErrs[idx]; err != nil {
-			return lineErr(o, "%v", err)
+			l.note(lineErr(o, "%v", err))
+			continue
 		}
 		if err := l.add(o); err != nil {
-			return err
+			l.note(err) // and read on: report every bad line at once
 		}
 	}
 	if !found {

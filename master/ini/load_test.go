@@ -289,7 +289,8 @@ func TestLoadErrors(t *testing.T) {
 		{"include yaml", map[string]string{"a.ini": "[uwsgi]\ninclude = b.yml\n"}, "a.ini", `a.ini:2: include = "b.yml": only ini files are read`},
 		{"yaml key", map[string]string{"a.ini": "[uwsgi]\nyaml = b.yml\n"}, "a.ini", `a.ini:2: yaml = "b.yml": only ini files are read`},
 		{"config logic", map[string]string{"a.ini": "[uwsgi]\nif-env = HOME\nsocket = x\nendif =\n"}, "a.ini",
-			`a.ini:2: if-env = "HOME": uWSGI config logic (for, if-*, endif, endfor) is not supported`},
+			`a.ini:2: if-env = "HOME": uWSGI config logic (for, if-*, endif, endfor) is not supported` + "\n" +
+				`a.ini:4: endif = "": uWSGI config logic (for, if-*, endif, endfor) is not supported`},
 		{"for", map[string]string{"a.ini": "[uwsgi]\nfor = a b\n"}, "a.ini", `a.ini:2: for = "a b": uWSGI config logic (for, if-*, endif, endfor) is not supported`},
 		{"at file", map[string]string{"a.ini": "[uwsgi]\nname = @(/etc/hostname)\n"}, "a.ini", `a.ini:2: name = "@(/etc/hostname)": @(/etc/hostname): reading values from files is not supported`},
 		{"version", map[string]string{"a.ini": "[uwsgi]\nname = %V\n"}, "a.ini", `a.ini:2: name = "": magic variable %V is not supported`},
@@ -324,5 +325,55 @@ func TestLoadMissingFileIsNotExist(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "nope.ini"))
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("got %v, want an fs.ErrNotExist", err)
+	}
+}
+
+// Every bad line is reported, in the included file too, and the good lines
+// still come back for Parse to check.
+func TestLoadReportsEveryBadLine(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"app.ini":  "[uwsgi]\nspooler = /a\nyaml = x.yml\nname = %V\ninclude = more.ini\nset-ph = broken\nprocesses = %(n + 1)\nsocket = :80\nspooler-processes = two\n",
+		"more.ini": "[uwsgi]\nfor = a b\nspooler = /b\n",
+	})
+	t.Chdir(dir)
+	got, err := Load("app.ini")
+	want := strings.Join([]string{
+		`app.ini:3: yaml = "x.yml": only ini files are read`,
+		`app.ini:4: name = "": magic variable %V is not supported`,
+		`more.ini:2: for = "a b": uWSGI config logic (for, if-*, endif, endfor) is not supported`,
+		`app.ini:6: set-ph = "broken": want name=value`,
+		`app.ini:7: processes = "%(n + 1)": %(n + 1): placeholder expressions are not supported`,
+	}, "\n")
+	if err == nil || err.Error() != want {
+		t.Fatalf("Load error:\n got %v\nwant %s", err, want)
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.Line != 3 {
+		t.Errorf("errors.As(*Error) = %+v, want the first bad line", e)
+	}
+	wantOpts := opts(t, "app.ini:2 spooler=/a", "more.ini:3 spooler=/b", "app.ini:8 socket=:80", "app.ini:9 spooler-processes=two")
+	if !reflect.DeepEqual(got, wantOpts) {
+		t.Errorf("the good lines:\n got %+v\nwant %+v", got, wantOpts)
+	}
+	// Parse then finds the bad value among them.
+	if _, err := Parse(got); err == nil || err.Error() != `app.ini:9: spooler-processes = "two": want a whole number` {
+		t.Errorf("Parse: %v", err)
+	}
+}
+
+// A file of nothing but bad lines: MaxErrors of them, then a last line
+// saying the rest was not read.
+func TestLoadStopsAfterMaxErrors(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"app.ini": "[uwsgi]\n" + strings.Repeat("for = x\n", 3*MaxErrors)})
+	t.Chdir(dir)
+	_, err := Load("app.ini")
+	if err == nil {
+		t.Fatal("no error")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != MaxErrors+1 || lines[MaxErrors] != "ini: app.ini: stopped after 20 errors" {
+		t.Errorf("%d lines, the last %q", len(lines), lines[len(lines)-1])
 	}
 }

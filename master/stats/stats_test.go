@@ -426,6 +426,7 @@ func TestRawAndHTTPOnOneAddress(t *testing.T) {
 	}
 
 	// The real uWSGI's raw document, with a worker and a spooler.
+	testproc.NeedUWSGI(t)
 	port := freePort(t)
 	app := filepath.Join(t.TempDir(), "app.py")
 	if err := os.WriteFile(app, []byte("def application(env, start):\n    start('200 OK', [])\n    return [b'ok']\n"), 0o600); err != nil {

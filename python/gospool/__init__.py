@@ -288,6 +288,8 @@ class _Dir:
         data = _spoolfile.encode(pairs, body)
         try:
             path = self.writer.write(data, priority=priority, at_ns=at_ns)
+        except _spoolfile.NoSpaceError:
+            raise  # an OSError (ENOSPC) and a ValueError, naming the directory: clear as it is
         except OSError as e:
             raise _unable("writing a spool file in %s failed: %s" % (self.real, e), e) from e
         return os.fsencode(path)

@@ -7,26 +7,41 @@ argument: spooler/ring/doc.go). This module mirrors Go's producer
 differently, the comment says why.
 
 Taking a lane. A producer process owns one lane, taken with a write lock
-on the lane's first byte. Go takes Linux OFD locks; this module takes a
-classic POSIX lock (``fcntl.lockf``). The two kinds conflict with each
-other, so a Python producer and a Go producer never share a lane, and the
-kernel drops either when its process dies. POSIX locks belong to the
-process, which has two consequences this module is built around:
+on the lane's first byte. Like Go, this module takes Linux open file
+description (OFD) locks (``F_OFD_SETLK``, Linux 3.15+; on an older kernel
+it falls back to classic POSIX locks, ``fcntl.lockf``). OFD locks and
+POSIX locks conflict with each other, so a Python producer, a Go producer
+and a test's ``lockf`` all see a lane taken by any of the others, and the
+kernel drops the lock when its holder dies. An OFD lock belongs to the
+open file, not to the process, which is what this module needs:
 
-- they are not inherited by ``fork()``: a child sees the parent's lane as
-  taken (by the parent) and takes another one. The child must not write
-  into the parent's lane, so the lane is dropped in the child by an
-  ``os.register_at_fork`` hook and, because uWSGI forks its workers
-  without running those hooks (unless ``--py-call-osafterfork``), by a
-  check at every push of a per-process token kept in a MADV_WIPEONFORK
-  page, which reads as zeros in any forked child (``os.getpid()`` would do
-  too, but it is a system call, as long as the rest of a push on a VM);
-- closing *any* descriptor of the ring file in this process drops *all*
-  of the process's locks on it. So the process opens the ring once
-  (``open_ring`` keeps one Ring per file), reads its header through that
-  same descriptor, and nothing else in the process may open and close
-  ``gospool.ring`` while a lane is held: another producer could then take
-  the lane and two writers would corrupt it.
+- opening and closing ``gospool.ring`` anywhere else in the process (a
+  health check, a backup tool, ``gospool.stats``) leaves the lock alone.
+  A POSIX lock would be dropped by closing *any* descriptor of the file,
+  and another producer could take the lane and write over acknowledged
+  records (that was the case up to this version);
+- two Rings on one file in one process get two lanes, as two processes;
+- a forked child shares its parent's open file, hence its lock: before
+  taking a lane, a child opens the ring file again (a new open file of the
+  same inode, through ``/proc/self/fd``) and closes the inherited
+  descriptor. The child is detected by an ``os.register_at_fork`` hook
+  and, because uWSGI forks its workers without running those hooks
+  (unless ``--py-call-osafterfork``), by a per-process token kept in a
+  MADV_WIPEONFORK page, which reads as zeros in any forked child
+  (``os.getpid()`` would do too, but it is a system call, as long as the
+  rest of a push on a VM). Until such a child pushes (or exits), its
+  inherited descriptor keeps the parent's lane locked, even after the
+  parent's death: the lane is idle meanwhile, its records are not lost.
+
+Tripwires, in case the lock is lost anyway (a descriptor closed behind our
+back, a kernel without OFD locks): every push first checks that the lane's
+owner word still holds this process's pid (one load; whoever takes a lane
+writes its own pid there, a master that recovers it writes 0), and every
+100 ms of pushing the lock is taken again (a no-op while it is ours) and
+the file is checked (size, link count, identity of the descriptor). A
+lane found lost is left alone, logged, and another one is taken; a file
+found truncated, removed or replaced is closed, and tasks go to spool
+files until the directory's ring is usable again.
 
 Memory access. Every shared word is read and written through ctypes
 arrays laid over the mapping (``c_uint64.from_buffer(mmap)``): an element
@@ -64,7 +79,7 @@ from . import _atomic
 __all__ = [
     "FILE_NAME", "MAGIC", "VERSION", "Geometry", "Ring", "open_ring",
     "RingError", "NotRingError", "RingVersionError", "CorruptHeaderError",
-    "TruncatedError", "UnsupportedError",
+    "TruncatedError", "UnsupportedError", "NoSpaceError",
     "Refused", "RingFull", "RecordTooLarge", "NoLane", "RingClosed",
 ]
 
@@ -131,6 +146,7 @@ _READY_BITS = STATE_READY << 24
 _SLEEPERS_U32 = OFF_SLEEPERS >> 2
 _SPOOLED_U64 = OFF_SPOOLED >> 3
 _crc32 = zlib.crc32
+_CHECK_NS = 100_000_000  # how often a pushing producer checks the file and its lock (_check_file)
 _clock_ns = time.clock_gettime_ns
 _MONOTONIC = time.CLOCK_MONOTONIC
 
@@ -200,6 +216,10 @@ class TruncatedError(RingError):
 
 class UnsupportedError(RingError):
     """This Python cannot write the ring safely on this CPU."""
+
+
+class NoSpaceError(RingError):
+    """The disk has no room for the ring file's pages."""
 
 
 class Refused(Exception):
@@ -325,11 +345,13 @@ def encode_header(g):
     return bytes(h)
 
 
-def create_file(path, g):
+def create_file(path, g, *, allocate=True):
     """Create a ring file as Go's ring.Create does (header written to a
-    temporary file linked into place, so nobody maps a half-written one).
-    For tests and tools: gospool spoolers create their rings themselves.
-    An existing file is left alone."""
+    temporary file linked into place, so nobody maps a half-written one;
+    its blocks allocated first, so that no write into the mapping can find
+    the disk full). For tests and tools: gospool spoolers create their
+    rings themselves. allocate=False leaves the file sparse, as rings of
+    older versions are. An existing file is left alone."""
     why = g.validate()
     if why:
         raise ValueError("ring %s: bad geometry: %s" % (path, why))
@@ -338,7 +360,12 @@ def create_file(path, g):
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         os.pwrite(fd, encode_header(g), 0)
-        os.ftruncate(fd, g.file_size)  # the rest is sparse zeros: every slot "empty"
+        os.ftruncate(fd, g.file_size)  # the rest is zeros: every slot "empty"
+        if allocate:
+            try:
+                _allocate(fd, g.file_size)
+            except NoSpaceError as e:
+                raise NoSpaceError("ring %s: %s" % (path, e)) from None
         os.fsync(fd)
         try:
             os.link(tmp, path)
@@ -382,14 +409,118 @@ def _process_token():
 
 
 _FLOCK = struct.Struct("hhqqi4x")  # struct flock on LP64 Linux (x86-64, aarch64)
+# fcntl commands of OFD locks (linux/fcntl.h); the fcntl module has them
+# since Python 3.9.
+_F_OFD_GETLK = getattr(fcntl, "F_OFD_GETLK", 36)
+_F_OFD_SETLK = getattr(fcntl, "F_OFD_SETLK", 37)
+_ofd_locks = True  # cleared when the kernel refuses them (before Linux 3.15)
+
+
+def _try_lock_byte(fd, off):
+    """Take a write lock on one byte of the file without waiting: True when
+    taken (or ours already), False when another open file (or process)
+    holds it. OFD lock where the kernel has them, else a POSIX one."""
+    global _ofd_locks
+    if _ofd_locks:
+        try:
+            # l_pid must be 0 for OFD locks.
+            fcntl.fcntl(fd, _F_OFD_SETLK, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, off, 1, 0))
+            return True
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                return False
+            if e.errno != errno.EINVAL:
+                raise
+            _ofd_locks = False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, off, os.SEEK_SET)
+        return True
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+
+
+def _unlock_byte(fd, off):
+    if _ofd_locks:
+        fcntl.fcntl(fd, _F_OFD_SETLK, _FLOCK.pack(fcntl.F_UNLCK, os.SEEK_SET, off, 1, 0))
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN, 1, off, os.SEEK_SET)
+
+
+def _log():
+    import logging  # only on the rare paths that log
+    return logging.getLogger("gospool")
+
+
+_fallocate = _libc.fallocate
+_fallocate.restype = ctypes.c_int
+_fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+
+
+def _allocate(fd, size):
+    """Give every page of the ring file its disk blocks now, unless it has
+    them. A page of a sparse file gets its block when it is first written,
+    and through a mapping a write that finds the disk full cannot fail: the
+    kernel kills the process with SIGBUS. gospool creates rings with their
+    blocks allocated; a ring made by an older version may still have holes.
+    Raises RingError when the disk has no room for them (the caller then
+    writes spool files, and gets a clear ENOSPC there)."""
+    st = os.fstat(fd)
+    if st.st_blocks * 512 >= size:
+        # Every page has its block. (Where st_blocks counts metadata blocks
+        # too, ext4's extent tree, a ring with a few holes among many
+        # extents could pass: only an old, much-used sparse ring.)
+        return
+    missing = size - st.st_blocks * 512
+    try:
+        vfs = os.fstatvfs(fd)
+        free = vfs.f_bavail * vfs.f_frsize
+    except OSError:
+        free = None
+    # Check first: a failed fallocate may keep what it allocated (ext4,
+    # XFS), and would take the last free blocks of the disk from everyone.
+    if free is not None and free < missing:
+        raise NoSpaceError("no space left on device for the %d bytes its pages still need (%d free); "
+                           "tasks go to spool files" % (missing, free))
+    # fallocate(2), not os.posix_fallocate: glibc emulates the latter, where
+    # the filesystem cannot, by writing into the file, which would race
+    # with the other processes that write into the ring.
+    if _fallocate(fd, 0, 0, size) != 0:
+        err = ctypes.get_errno()
+        if err in (errno.ENOSPC, errno.EDQUOT):
+            raise NoSpaceError("no space left on device for its %d bytes (%s); tasks go to spool files"
+                               % (size, os.strerror(err)))
+        # EOPNOTSUPP and the like: the filesystem cannot; use the ring as it is.
+
+
 _rings = weakref.WeakSet()
 _registry = {}  # (st_dev, st_ino) -> Ring
 _registry_lock = threading.Lock()
 
 
+def _flush_mapping(mm):
+    """msync(MS_SYNC) of the whole mapping. A module function so that a
+    test can make it fail: a real msync fails only on a failing disk."""
+    mm.flush()
+
+
+def _note_spooled(e, lane, seq):
+    """Mark an exception that landed after the record was published: the
+    task is spooled, the caller must not spool it again."""
+    name = b"ring:%d:%d" % (lane, seq)
+    try:
+        e.gospool_spooled = name
+        e.add_note("gospool: the task was spooled as %s before this exception; spooling it again "
+                   "would run it twice" % name.decode())
+    except Exception:
+        pass
+
+
 def open_ring(path, *, sync=False):
     """The process's Ring for the file at path, opened on first use. One
-    Ring per file per process: see the module doc for why."""
+    Ring per file per process: its threads share one lane (each Ring takes
+    its own, as a process would)."""
     st = os.stat(path)
     key = (st.st_dev, st.st_ino)
     with _registry_lock:
@@ -418,11 +549,12 @@ class Ring:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         try:
             st = os.fstat(fd)
-            # Read the header through this descriptor: opening the file a
-            # second time and closing it would drop our POSIX locks.
             h = os.pread(fd, HEADER_SIZE, 0)
             try:
+                # The size is checked against the header before mapping:
+                # touching a page past the end of the file is SIGBUS.
                 g = decode_header(h, st.st_size)
+                _allocate(fd, g.file_size)
             except RingError as e:
                 raise type(e)("ring %s: %s" % (path, e)) from None
             mm = mmap.mmap(fd, g.file_size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
@@ -430,8 +562,11 @@ class Ring:
             os.close(fd)
             raise
         self._fd = fd
+        self._fd_token = _process_token()  # the process that opened _fd (see _renew_fd)
+        self._ident = (st.st_dev, st.st_ino)
         self._mm = mm
         self.geometry = g
+        self._file_size = g.file_size
         self._u64 = (ctypes.c_uint64 * (g.file_size // 8)).from_buffer(mm)
         self._u32 = (ctypes.c_uint32 * (g.file_size // 4)).from_buffer(mm)
         self._addr = ctypes.addressof(self._u64)
@@ -444,11 +579,18 @@ class Ring:
         self._fence = None if atomics is None or atomics.tso else atomics.fence
         self._lock = threading.Lock()
         self.closed = False
+        # The lane. _lane is assigned last when a lane is taken, after every
+        # other field below describes it: whatever exception interrupts a
+        # take-over (a signal handler's, at any line), _lane is None or the
+        # fields are right for it. See _take_lane.
         self._lane = None
-        self._lane_pid = 0
+        self._lane_pid = 0  # our pid, as written into the lane's owner word
+        self._owner32 = 0  # u32 index of the lane's owner word
         self._token = None
         self._no_lane_at = None
         self._dirty = False
+        self._check_at = 0  # CLOCK_MONOTONIC ns of the next _check_file
+        self.lanes_lost = 0  # lanes found taken from us (see the module doc)
         _rings.add(self)
 
     # -- lane ownership ----------------------------------------------------
@@ -457,43 +599,86 @@ class Ring:
         return HEADER_SIZE + lane * self._stride
 
     def _take_lane(self):
-        """Take the first free lane (Go: Ring.Producer). Called with the lock held."""
+        """Take the first free lane (Go: Ring.Producer). Called with the lock
+        held and self._lane None.
+
+        An exception raised anywhere in here (KeyboardInterrupt, a request
+        timeout's SIGALRM handler) must leave no state that a later push
+        could use in the wrong lane: the lane's fields are computed and
+        recovered first, and self._lane is assigned last. An exception that
+        lands after the lock is taken leaves the lane locked by us and
+        unused until the next push takes it again (re-locking a byte this
+        open file holds succeeds) and recovers it afresh; recovering twice
+        is harmless, it only moves the lane's words forward."""
         now = time.monotonic()
         if self._no_lane_at is not None and now - self._no_lane_at < 1.0:
             raise NoLane("every ring lane is taken by another producer process")
+        token = _process_token()
+        if self._fd_token != token:
+            try:
+                self._renew_fd(token)
+            except OSError as e:
+                self._no_lane_at = now
+                raise NoLane("ring %s: opening it again in this forked process: %s" % (self.path, e)) from e
         for lane in range(self.geometry.lanes):
             base = self._lane_base(lane)
             try:
-                fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, base, os.SEEK_SET)
-            except OSError as e:
-                if e.errno in (errno.EAGAIN, errno.EACCES):
+                if not _try_lock_byte(self._fd, base):
                     continue
+            except OSError as e:
                 self._no_lane_at = now
                 raise NoLane("ring %s: locking lane %d: %s" % (self.path, lane, e)) from e
-            self._lane = lane
-            self._lane_pid = os.getpid()
-            self._writing_bits = STATE_WRITING << 24 | self._lane_pid & 0xFFFFFF
-            self._token = _process_token()
+            pid = os.getpid()
+            head, tail, dh, dt = self._recover(base, pid)
             self._base = base
             self._base8 = base >> 3
+            self._owner32 = base >> 2
             self._slots8 = (base + LANE_CTL_SIZE) >> 3
             self._data = base + self._data_rel
+            self._writing_bits = STATE_WRITING << 24 | pid & 0xFFFFFF
+            self._head, self._tail, self._dh, self._dt = head, tail, dh, dt
+            self._lane_pid = pid
+            self._token = token
             self._no_lane_at = None
-            self._recover()
+            self._dirty = False
+            self._lane = lane
             if _FAILPOINT:
                 _failpoint(FAILPOINT_LANE_TAKEN)
             return
         self._no_lane_at = now
         raise NoLane("every ring lane is taken by another producer process")
 
-    def _recover(self):
-        """Resume the lane from its shared control words (Go: Producer.recover).
-        Records the previous owner published (READY or later) after its last
-        head update are kept: they are complete, since READY is stored after
-        the payload and its CRC. A record still WRITING was never
-        acknowledged to anyone and is overwritten."""
+    def _renew_fd(self, token):
+        """Open the ring file again for a forked child: the descriptor it
+        inherited shares the parent's open file, so a lock taken through it
+        would be the parent's lock (re-locking the parent's lane would
+        succeed). /proc/self/fd opens the same inode even if the file was
+        replaced or removed since; the path is the fallback."""
+        old = self._fd
+        try:
+            fd = os.open("/proc/self/fd/%d" % old, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != self._ident:
+            os.close(fd)
+            raise NoLane("ring %s: the file was replaced since this process (or its parent) opened it" % self.path)
+        self._fd = fd
+        self._fd_token = token
+        # Closing the inherited descriptor drops no lock of the parent (its
+        # own descriptor keeps the open file) and none of ours (we hold none).
+        os.close(old)
+
+    def _recover(self, base, pid):
+        """Resume the lane at base from its shared control words, as its new
+        owner pid, and return (head, tail, data head, data tail) (Go:
+        Producer.recover). Records the previous owner published (READY or
+        later) after its last head update are kept: they are complete, since
+        READY is stored after the payload and its CRC. A record still
+        WRITING was never acknowledged to anyone and is overwritten. Stores
+        the owner pid and the control words; running it again is harmless."""
         u, u32 = self._u64, self._u32
-        b8 = self._base8
+        b8 = base >> 3
         head, tail, dh, dt = u[b8 + 1], u[b8 + 2], u[b8 + 3], u[b8 + 4]
         S, D = self._S, self._D
         if head < tail or head - tail > S or dh < dt or dh - dt > D:
@@ -503,8 +688,9 @@ class Ring:
             if dh < dt:
                 dh = dt
         mask = S - 1
+        slots8 = (base + LANE_CTL_SIZE) >> 3
         while head - tail < S:
-            si = self._slots8 + (head & mask) * 4
+            si = slots8 + (head & mask) * 4
             w = u[si]
             if w >> 32 != head & _M32 or (w >> 24) & 0xFF < STATE_READY:
                 break
@@ -512,17 +698,75 @@ class Ring:
             if end > dh:
                 dh = end
             head += 1
-        self._head, self._tail, self._dh, self._dt = head, tail, dh, dt
-        u32[self._base >> 2] = os.getpid()  # owner pid, informational
-        self._store_control()
+        u32[base >> 2] = pid  # owner pid: informational, and the tripwire's word
+        u[b8 + 3] = dh
+        u[b8 + 4] = dt
+        u[b8 + 2] = tail
+        u[b8 + 1] = head
+        return head, tail, dh, dt
+
+    def _resume(self):
+        """After a push interrupted by an exception: resume from the shared
+        words, as a new owner would. self._dirty stays set until it is done."""
+        self._head, self._tail, self._dh, self._dt = self._recover(self._base, self._lane_pid)
         self._dirty = False
 
-    def _store_control(self):
-        u, b8 = self._u64, self._base8
-        u[b8 + 3] = self._dh
-        u[b8 + 4] = self._dt
-        u[b8 + 2] = self._tail
-        u[b8 + 1] = self._head
+    def _lose_lane(self, why):
+        """The lane is not ours any more: forget it without touching its
+        words (its new owner writes them) and log why."""
+        lane, self._lane = self._lane, None
+        self.lanes_lost += 1
+        try:
+            _unlock_byte(self._fd, self._base)  # in case the lock is still ours
+        except OSError:
+            pass
+        _log().warning("gospool: ring %s: lane %d is no longer this process's (pid %d): %s; taking another "
+                       "lane (was gospool.ring closed by other code in this process?)",
+                       self.path, lane, os.getpid(), why)
+
+    def _check_file(self, now):
+        """Every 100 ms of pushing: is the file still the full-size ring we
+        mapped, linked in its directory, behind our own descriptor, and is
+        the lane's lock still ours? fstat costs microseconds on a VM, too
+        much for every push; between two checks a truncation by hand can
+        still fault (SIGBUS) a push, a removal can still lose its task."""
+        self._check_at = now + _CHECK_NS
+        try:
+            st = os.fstat(self._fd)
+            ours = (st.st_dev, st.st_ino) == self._ident
+        except OSError:
+            ours = False
+        if not ours:
+            self._abandon("its descriptor %d was closed (by other code in this process)" % self._fd, close_fd=False)
+        elif st.st_size < self._file_size:
+            self._abandon("the file was truncated to %d bytes while in use (its header says %d)"
+                          % (st.st_size, self._file_size))
+        elif st.st_nlink == 0:
+            self._abandon("the file was removed or replaced while in use (tasks put in it would never run)")
+        elif self._lane is not None and self._token == _process_token():
+            try:
+                mine = _try_lock_byte(self._fd, self._base)
+            except OSError:
+                mine = True  # cannot tell: the owner word still guards every push
+            if not mine:
+                self._lose_lane("another process holds its lock")
+
+    def _abandon(self, why, close_fd=True):
+        """Stop using a ring file that is broken under us: no further access
+        to the mapping (a truncated one faults), no lane release (the same).
+        The caller spills; the directory's ring is looked for again later."""
+        self.closed = True
+        self._lane = None
+        _log().warning("gospool: ring %s: %s; tasks go to spool files until the spool directory has a usable ring",
+                       self.path, why)
+        del self._u64, self._u32
+        try:
+            self._mm.close()
+        except BufferError:
+            pass
+        if close_fd:
+            os.close(self._fd)
+        raise RingClosed("ring %s: %s" % (self.path, why))
 
     def _reclaim(self):
         """Advance the tail over records consumers have finished (Go: reclaim)."""
@@ -551,10 +795,20 @@ class Ring:
 
     def push(self, payload):
         """Publish one record; returns (lane, seq). Raises RingFull,
-        RecordTooLarge or NoLane (all Refused) when the ring cannot take it
-        now: the caller spills the task to a spool file. When push returns,
-        the record is in the shared mapping and survives the death of any
-        process (and, with sync, a power loss).
+        RecordTooLarge, NoLane or RingClosed (all Refused) when the ring
+        cannot take it now: the caller spills the task to a spool file.
+        When push returns, the record is in the shared mapping and survives
+        the death of any process (and, with sync, a power loss).
+
+        Once the record is published, push does not fail: an msync error
+        is logged, not raised (the task exists, and a caller that retried
+        would run it twice). An exception raised by a signal handler (a
+        KeyboardInterrupt, a request timeout) can still land after the
+        publish, while push finishes or as it returns: Python runs pending
+        handlers whenever a call returns, so no code can close that window.
+        When it lands inside push, the exception carries the task's name
+        (``gospool_spooled``, and a note) so that the caller does not spool
+        it again.
 
         This is the hot path: Go's Producer.Push step for step, with
         place() and the wake-up check inlined and attributes read once
@@ -563,129 +817,163 @@ class Ring:
         if n > self._max_record:
             raise RecordTooLarge("record of %d bytes, the limit is %d" % (n, self._max_record))
         crc = _crc32(payload)
-        with self._lock:
-            if self.closed:
-                raise RingClosed("ring %s is closed" % self.path)
-            fw = _FORK_WORDS
-            if self._lane is None or (fw[0] if fw is not None else os.getpid()) != self._token:
-                # First push, or a forked child that inherited the parent's
-                # state (the parent's lock is not inherited): take our own.
-                self._lane = None
-                self._take_lane()
-            elif self._dirty:
-                # An exception (KeyboardInterrupt, say) left the last push
-                # half done: resume from the shared words, as a new owner
-                # would.
-                self._recover()
-            S = self._S
-            D = self._D
-            head = self._head
-            if head - self._tail >= S:
-                self._reclaim()
+        published = -1
+        try:
+            with self._lock:
+                if self.closed:
+                    raise RingClosed("ring %s is closed" % self.path)
+                # The publish stamp (taken here, a microsecond before the
+                # publish, to time the file check too).
+                now = _clock_ns(_MONOTONIC)
+                if now >= self._check_at:
+                    self._check_file(now)
+                u = self._u64
+                u32 = self._u32
+                fw = _FORK_WORDS
+                if (self._lane is None or (fw[0] if fw is not None else os.getpid()) != self._token
+                        or u32[self._owner32] != self._lane_pid):
+                    # First push; a forked child that inherited the parent's
+                    # state; or the tripwire: someone else wrote the lane's
+                    # owner word, so the lane is not ours any more.
+                    self._take_over()
+                elif self._dirty:
+                    # An exception (KeyboardInterrupt, say) left the last push
+                    # half done: resume from the shared words, as a new owner
+                    # would.
+                    self._resume()
+                S = self._S
+                D = self._D
+                head = self._head
                 if head - self._tail >= S:
-                    raise RingFull("ring lane %d is full (%d records)" % (self._lane, S))
-            # place(): payloads are contiguous; one that would cross the end
-            # of the data area starts at the next lap, wasting the end.
-            pos = self._dh
-            off = pos & (D - 1)
-            if off + n > D:
-                pos += D - off
-                off = 0
-            if pos + n - self._dt > D:
-                self._reclaim()
+                    self._reclaim()
+                    if head - self._tail >= S:
+                        raise RingFull("ring lane %d is full (%d records)" % (self._lane, S))
+                # place(): payloads are contiguous; one that would cross the end
+                # of the data area starts at the next lap, wasting the end.
                 pos = self._dh
                 off = pos & (D - 1)
                 if off + n > D:
                     pos += D - off
                     off = 0
                 if pos + n - self._dt > D:
-                    raise RingFull("ring lane %d is full (%d payload bytes)" % (self._lane, D))
-            self._dirty = True  # cleared below, once the cached state is current again
-            if _FAILPOINT:
-                _failpoint(FAILPOINT_RESERVED)
+                    self._reclaim()
+                    pos = self._dh
+                    off = pos & (D - 1)
+                    if off + n > D:
+                        pos += D - off
+                        off = 0
+                    if pos + n - self._dt > D:
+                        raise RingFull("ring lane %d is full (%d payload bytes)" % (self._lane, D))
+                self._dirty = True  # cleared below, once the cached state is current again
+                if _FAILPOINT:
+                    _failpoint(FAILPOINT_RESERVED)
 
-            u = self._u64
-            u32 = self._u32
-            si = self._slots8 + ((head & (S - 1)) << 2)  # u64 index of the slot
-            seqbits = (head & _M32) << 32
-            # 1. Mark the slot as being written in this lap. Consumers stop at it.
-            u[si] = seqbits | self._writing_bits
-            if _FAILPOINT:
-                _failpoint(FAILPOINT_WRITING)
+                lane = self._lane
+                si = self._slots8 + ((head & (S - 1)) << 2)  # u64 index of the slot
+                seqbits = (head & _M32) << 32
+                # 1. Mark the slot as being written in this lap. Consumers stop at it.
+                u[si] = seqbits | self._writing_bits
+                if _FAILPOINT:
+                    _failpoint(FAILPOINT_WRITING)
 
-            # 2. Copy the payload and its description. Nothing reads them
-            # before step 3.
-            d = self._data + off
-            if _FAILPOINT:
-                half = n // 2
-                self._mm[d:d + half] = payload[:half]
-                _failpoint(FAILPOINT_PAYLOAD_HALF)
-                self._mm[d + half:d + n] = payload[half:]
-            else:
-                self._mm[d:d + n] = payload
-            u[si + 1] = pos
-            u32[2 * si + 4] = n
-            u32[2 * si + 5] = crc
-            u[si + 3] = _clock_ns(_MONOTONIC)
-            if _FAILPOINT:
-                _failpoint(FAILPOINT_PAYLOAD_WRITTEN)
+                # 2. Copy the payload and its description. Nothing reads them
+                # before step 3.
+                d = self._data + off
+                if _FAILPOINT:
+                    half = n // 2
+                    self._mm[d:d + half] = payload[:half]
+                    _failpoint(FAILPOINT_PAYLOAD_HALF)
+                    self._mm[d + half:d + n] = payload[half:]
+                else:
+                    self._mm[d:d + n] = payload
+                u[si + 1] = pos
+                u32[2 * si + 4] = n
+                u32[2 * si + 5] = crc
+                u[si + 3] = now
+                if _FAILPOINT:
+                    _failpoint(FAILPOINT_PAYLOAD_WRITTEN)
 
-            # 3. Publish: ONE aligned 8-byte store of the slot word.
-            #
-            # Why it is one store: u is a ctypes c_uint64 array over the
-            # mapping, u[i] = w is what c_uint64.from_buffer(mmap, 8*i).value
-            # = w does. The setter (L_set in CPython's
-            # Modules/_ctypes/cfield.c) converts the int and copies its 8
-            # bytes with a fixed-size memcpy, which C compilers emit as a
-            # single 64-bit mov (objdump of CPython 3.11's _ctypes: `mov
-            # %rbx,(%r12)`). The slot is 8-aligned (the mapping is
-            # page-aligned; slots are 32 bytes apart from a 64-aligned
-            # base), and aligned 8-byte stores are single-copy atomic on
-            # x86-64 and aarch64: no consumer ever sees half a word.
-            #
-            # Why the payload is visible first: x86-64 is TSO. Stores become
-            # visible to other CPUs in program order, so a consumer that
-            # loads READY (with its CAS, a full barrier) also sees the
-            # payload, length, CRC and stamp stored above. One that has not
-            # seen READY stops at the slot (WRITING, or an older lap).
-            #
-            # A weakly ordered CPU (aarch64, POWER, RISC-V) may make stores
-            # visible out of order: the publish then needs release
-            # semantics, a full barrier (dmb ish) before the store or a
-            # store-release (stlr). _atomic provides that barrier as machine
-            # code and self._fence calls it on such CPUs; without it the ring
-            # is refused there (UnsupportedError) and tasks go to files.
-            if self._fence is not None:
-                self._fence()
-            u[si] = seqbits | _READY_BITS
-            if _FAILPOINT:
-                _failpoint(FAILPOINT_PUBLISHED)
+                # 3. Publish: ONE aligned 8-byte store of the slot word.
+                #
+                # Why it is one store: u is a ctypes c_uint64 array over the
+                # mapping, u[i] = w is what c_uint64.from_buffer(mmap, 8*i).value
+                # = w does. The setter (L_set in CPython's
+                # Modules/_ctypes/cfield.c) converts the int and copies its 8
+                # bytes with a fixed-size memcpy, which C compilers emit as a
+                # single 64-bit mov (objdump of CPython 3.11's _ctypes: `mov
+                # %rbx,(%r12)`). The slot is 8-aligned (the mapping is
+                # page-aligned; slots are 32 bytes apart from a 64-aligned
+                # base), and aligned 8-byte stores are single-copy atomic on
+                # x86-64 and aarch64: no consumer ever sees half a word.
+                #
+                # Why the payload is visible first: x86-64 is TSO. Stores become
+                # visible to other CPUs in program order, so a consumer that
+                # loads READY (with its CAS, a full barrier) also sees the
+                # payload, length, CRC and stamp stored above. One that has not
+                # seen READY stops at the slot (WRITING, or an older lap).
+                #
+                # A weakly ordered CPU (aarch64, POWER, RISC-V) may make stores
+                # visible out of order: the publish then needs release
+                # semantics, a full barrier (dmb ish) before the store or a
+                # store-release (stlr). _atomic provides that barrier as machine
+                # code and self._fence calls it on such CPUs; without it the ring
+                # is refused there (UnsupportedError) and tasks go to files.
+                if self._fence is not None:
+                    self._fence()
+                # The publish and the note that it happened, on one line with
+                # no call between them: neither a signal handler nor a
+                # tracer can run in between.
+                u[si] = seqbits | _READY_BITS; published = head  # noqa: E702
+                if _FAILPOINT:
+                    _failpoint(FAILPOINT_PUBLISHED)
 
-            # 4. Tell the lane's next owner where we are.
-            self._head = head + 1
-            self._dh = dh = pos + n
-            b8 = self._base8
-            u[b8 + 3] = dh
-            u[b8 + 1] = head + 1
-            self._dirty = False
-            if _FAILPOINT:
-                _failpoint(FAILPOINT_HEAD_ADVANCED)
+                # 4. Tell the lane's next owner where we are.
+                self._head = head + 1
+                self._dh = dh = pos + n
+                b8 = self._base8
+                u[b8 + 3] = dh
+                u[b8 + 1] = head + 1
+                self._dirty = False
+                if _FAILPOINT:
+                    _failpoint(FAILPOINT_HEAD_ADVANCED)
 
-            if self.sync:
-                self._mm.flush()
-            # Counter, then wake-up, as Go's Push. The atomic add is also
-            # the full barrier between the READY store above and the load of
-            # the sleepers count: see _wake.
-            ops = self._atomics
-            if ops is not None:
-                ops.add64(self._addr + OFF_SPOOLED, 1)
-                if u32[_SLEEPERS_U32]:
+                if self.sync:
+                    self._msync()
+                # Counter, then wake-up, as Go's Push. The atomic add is also
+                # the full barrier between the READY store above and the load of
+                # the sleepers count: see _wake.
+                ops = self._atomics
+                if ops is not None:
+                    ops.add64(self._addr + OFF_SPOOLED, 1)
+                    if u32[_SLEEPERS_U32]:
+                        self._wake()
+                else:
+                    u[_SPOOLED_U64] = (u[_SPOOLED_U64] + 1) & _M64
                     self._wake()
-            else:
-                u[_SPOOLED_U64] = (u[_SPOOLED_U64] + 1) & _M64
-                self._wake()
-            lane = self._lane
-        return lane, head
+                return lane, head
+        except BaseException as e:
+            if published >= 0:
+                _note_spooled(e, lane, published)
+            raise
+
+    def _take_over(self):
+        """Take a lane: the first, a forked child's own, or a new one when
+        the tripwire found ours taken."""
+        if self._lane is not None and self._token == _process_token():
+            owner = self._u32[self._owner32]
+            self._lose_lane("process %d wrote its pid into the lane's owner word" % owner if owner else
+                            "a gospool master recovered it as a dead producer's lane")
+        self._lane = None
+        self._take_lane()
+
+    def _msync(self):
+        """Write the mapping to disk (sync). The record is published
+        already: a failure is logged, the push still succeeds."""
+        try:
+            _flush_mapping(self._mm)
+        except (OSError, ValueError) as e:
+            _log().warning("gospool: ring %s: msync failed (%s); the task is spooled, but may not survive a "
+                           "power loss", self.path, e)
 
     def _wake(self):
         """The producer's half of the sleep protocol (Go: Ring.wake).
@@ -799,14 +1087,14 @@ class Ring:
             self._release_lane_locked()
 
     def _release_lane_locked(self):
-        if self._lane is None or _process_token() != self._token or self.closed:
-            self._lane = None
+        # _lane first: an exception landing after it leaves at worst our
+        # lock on a lane we no longer use (taken again by our next push, or
+        # dropped when the process exits), never a lane we use unlocked.
+        lane, self._lane = self._lane, None
+        if lane is None or _process_token() != self._token or self.closed:
             return
-        self._u32[self._base >> 2] = 0
-        try:
-            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, self._base, os.SEEK_SET)
-        finally:
-            self._lane = None
+        self._u32[self._owner32] = 0
+        _unlock_byte(self._fd, self._base)
 
     def close(self):
         """Release the lane and unmap the ring."""
@@ -823,11 +1111,18 @@ class Ring:
             os.close(self._fd)
 
     def _after_fork_child(self):
-        # The parent's lane lock is not ours; the lock object may have been
-        # held by a parent thread at the fork.
+        # The parent's lane is not ours; the lock object may have been held
+        # by a parent thread at the fork; the descriptor shares the parent's
+        # open file, and its lane lock: open our own now (else at our first
+        # push), so that the parent's lock goes when the parent does.
         self._lock = threading.Lock()
         self._lane = None
         self._no_lane_at = None
+        if not self.closed:
+            try:
+                self._renew_fd(_process_token())
+            except Exception:
+                pass  # tried again when this child takes a lane
 
 
 def _tso():

@@ -10,15 +10,24 @@ File format (all lengths little-endian)::
 
 Name: ``DIR[/PRIORITY]/uwsgi_spoolfile_on_<host>_<pid>_<counter>_<rand>_<sec>_<usec>``.
 
-Write protocol (uWSGI's ``uwsgi_spool_request``): create with
-O_CREAT|O_EXCL, mode 0600; take a blocking POSIX write lock over the whole
-file (``fcntl.lockf``: classic POSIX locks conflict with the OFD locks Go
-spoolers take and with uWSGI's own); write everything; set atime and
-mtime to ``at`` when the task has one (the spooler skips the file until
-then); close, which drops the lock. A spooler that opens the file before
-the lock sees 0 bytes and leaves it for its next look. On any error the
-file is unlinked before it is closed, so that no spooler ever runs a
-partial task.
+Write protocol: the bytes go into a temporary file of the same directory
+(``.gospool-writing-<pid>-<random>``, created O_EXCL, mode 0600), which
+gets its atime and mtime set to ``at`` when the task has one (the spooler
+skips the file until then) and, with sync, an fsync; it is closed, then
+hard-linked under its uWSGI name (which fails instead of replacing a file
+of the same name, as uWSGI's O_EXCL) and the temporary name removed. Where
+the filesystem has no hard links it is renamed instead. So the file
+appears under its name complete, with its final mtime, or not at all:
+spoolers (uWSGI's and gospool's) look only at names with the uWSGI prefix,
+and a writer killed at any point, or failing on a full disk, leaves no
+half-written task that a spooler could run. (uWSGI writes the file under
+its final name and holds a lock while it writes, which a kill drops: a
+spooler can then run the half-written file. Its spooler also reads the
+mtime before it locks, so it may run an ``at`` task early.) A writer
+killed before the link leaves its hidden temporary file behind, which no
+spooler runs. On a full disk the temporary file is removed and the error
+is NoSpaceError, an OSError with errno ENOSPC (or EDQUOT) naming the spool
+directory.
 
 Special keys, checked as Go's ``task.Validate`` does: ``priority`` must be
 decimal digits (uWSGI uses it as a directory name unchecked, so ``..``
@@ -32,7 +41,6 @@ key).
 """
 
 import errno
-import fcntl
 import itertools
 import os
 import random
@@ -52,9 +60,12 @@ __all__ = [
     "check_priority",
     "check_limits",
     "Writer",
+    "NoSpaceError",
+    "TMP_PREFIX",
 ]
 
 PREFIX = "uwsgi_spoolfile_on_"
+TMP_PREFIX = ".gospool-writing-"  # neither uWSGI's prefix nor digits: no spooler looks at it
 MAX_VARS = 65535
 _MAX_TRIES = 16
 _U16 = struct.Struct("<H").pack
@@ -76,6 +87,48 @@ class LimitError(ValueError):
 
 class SpecialKeyError(ValueError):
     """A bad value for priority or at, or an empty key."""
+
+
+class NoSpaceError(OSError, ValueError):
+    """The spool directory's filesystem is full (errno ENOSPC) or the
+    user's quota is (EDQUOT): the task was not spooled. An OSError with that
+    errno, and a ValueError too, as every failure of uWSGI's spool()."""
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+# link(2) refused because the filesystem has no hard links: rename instead.
+_NO_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS)
+
+
+def _no_space(e, directory):
+    what = "no space left on device" if e.errno == errno.ENOSPC else "no space left (disk quota exceeded)"
+    err = NoSpaceError(e.errno, "unable to spool job: %s in spool directory %s; the task was NOT spooled "
+                                "(free some space, then spool it again)" % (what, directory))
+    for note in getattr(e, "__notes__", ()):
+        err.add_note(note)
+    return err
+
+
+def _published(tmp, path):
+    """Whether the file at tmp was put in place at path (linked or renamed)."""
+    if path is None:
+        return False
+    try:
+        at_path = os.lstat(path)
+    except OSError:
+        return False
+    try:
+        at_tmp = os.lstat(tmp)
+    except FileNotFoundError:
+        return True  # renamed into place
+    except OSError:
+        return False
+    return (at_path.st_dev, at_path.st_ino) == (at_tmp.st_dev, at_tmp.st_ino)
+
+
+def _log():
+    import logging  # only on the rare paths that log
+    return logging.getLogger("gospool")
 
 
 def check_limits(pairs):
@@ -212,66 +265,128 @@ class Writer:
     def write(self, data, *, priority=None, at_ns=None, _hook=None):
         """Create a spool file holding data (from encode) and return its
         absolute path (str). priority is a checked str or None; at_ns unix
-        nanoseconds or None."""
+        nanoseconds or None. Raises NoSpaceError when the disk is full, an
+        OSError otherwise; either way no file is left for a spooler. _hook
+        (tests) is called with the temporary path once the data is in it."""
         d = self.dir
-        if priority is not None:
-            d = os.path.join(d, priority)
-            try:
-                os.mkdir(d, 0o777)  # as uWSGI: one level, 0777 minus umask
-            except FileExistsError:
-                pass
+        try:
+            if priority is not None:
+                d = os.path.join(d, priority)
+                try:
+                    os.mkdir(d, 0o777)  # as uWSGI: one level, 0777 minus umask
+                except FileExistsError:
+                    pass
+            return self._write(d, data, at_ns, _hook)
+        except OSError as e:
+            if e.errno in _NO_SPACE and not isinstance(e, NoSpaceError) and \
+                    not getattr(e, "gospool_spooled", None):
+                raise _no_space(e, d) from e
+            raise
+
+    def _write(self, d, data, at_ns, hook):
         pid = os.getpid()
-        flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC
         tries = 0
         while True:
             tries += 1
-            # Counted before the attempt, failed ones included, as uWSGI does.
-            n = next(_counter)
-            path = os.path.join(d, name(self.host, pid, n, random.getrandbits(31), time.time_ns()))
+            tmp = os.path.join(d, "%s%d-%x" % (TMP_PREFIX, pid, random.getrandbits(64)))
             try:
-                fd = os.open(path, flags, 0o600)
+                fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600)
                 break
             except FileExistsError:
                 if tries >= _MAX_TRIES:
                     raise
+        path = None
+        linked = False
         try:
-            # Blocking: a spooler that opened the empty file between our
-            # create and this lock holds it only while it sees 0 bytes.
-            fcntl.lockf(fd, fcntl.LOCK_EX)
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)
                 if written == 0:
-                    raise OSError(errno.EIO, "short write", path)
+                    raise OSError(errno.EIO, "short write", tmp)
                 view = view[written:]
-            if _hook is not None:
-                _hook(path)
+            if hook is not None:
+                hook(tmp)
             if at_ns is not None:
                 os.utime(fd, ns=(at_ns, at_ns))
             if self.sync:
                 os.fsync(fd)
+            # close reports some write errors (NFS): before the file is in
+            # place. fd is forgotten first: closed twice, its number could
+            # be another thread's file by then.
+            closing, fd = fd, None
+            os.close(closing)
+            tries = 0
+            while True:
+                tries += 1
+                # Counted before the attempt, failed ones included, as uWSGI does.
+                n = next(_counter)
+                path = os.path.join(d, name(self.host, pid, n, random.getrandbits(31), time.time_ns()))
+                try:
+                    os.link(tmp, path)
+                    linked = True
+                    break
+                except FileExistsError:
+                    if tries >= _MAX_TRIES:
+                        raise
+                except OSError as e:
+                    if e.errno not in _NO_LINKS:
+                        raise
+                    # No hard links here: rename, which would replace a file of
+                    # that name; the name has the pid, a counter, 31 random
+                    # bits and the microsecond, as uWSGI's own.
+                    os.rename(tmp, path)
+                    break
+            # From here on the task is spooled (a spooler may be running it).
+            if linked:
+                try:
+                    os.unlink(tmp)
+                except OSError as e:
+                    _log().warning("gospool: removing the temporary file %s failed (%s); the task is spooled as %s, "
+                                   "and no spooler runs the temporary file: delete it by hand", tmp, e, path)
+            if self.sync:
+                self._sync_dir(d)
         except BaseException as e:
-            # Unlink before close: while we hold the lock no spooler reads
-            # the partial file, and once it is unlinked none can find it.
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            if _published(tmp, path):
+                # The exception (a signal handler's, say) landed after the
+                # file was put in place: it exists, and will run.
+                if linked or os.path.lexists(tmp):
+                    try:
+                        os.unlink(tmp)
+                    except OSError:
+                        pass
+                try:
+                    e.gospool_spooled = os.fsencode(path)
+                    e.add_note("gospool: the task was spooled as %s before this exception; spooling it again "
+                               "would run it twice" % path)
+                except Exception:
+                    pass
+                raise
             try:
-                os.unlink(path)
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
             except OSError as rm:
-                e.add_note("gospool: removing the partial spool file %s failed too (%s): "
-                           "delete it by hand, a spooler may run it with partial data" % (path, rm))
-            else:
-                e.add_note("gospool: the partial spool file %s was removed; the task was NOT spooled" % path)
-            os.close(fd)
-            raise
-        # close drops the lock: from here on spoolers may run the task.
-        try:
-            os.close(fd)
-        except OSError as e:
-            # The data may not have reached the disk (NFS reports here).
-            try:
-                os.unlink(path)
-            except OSError:
-                e.add_note("gospool: removing %s failed too: delete it by hand" % path)
-            else:
-                e.add_note("gospool: %s was removed; the task was NOT spooled" % path)
+                e.add_note("gospool: removing the temporary file %s failed too (%s): delete it by hand "
+                           "(no spooler runs it)" % (tmp, rm))
+            e.add_note("gospool: no spool file was written in %s; the task was NOT spooled" % d)
             raise
         return path
+
+    @staticmethod
+    def _sync_dir(d):
+        """fsync the directory, so that the new name survives a power loss.
+        The task is spooled already: a failure is logged, not raised."""
+        try:
+            dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError as e:
+            _log().warning("gospool: fsync of spool directory %s failed (%s); the task is spooled, but its file "
+                           "may not survive a power loss", d, e)

@@ -38,23 +38,27 @@ warning on standard error: gospool does not run them. ``mule_msg`` raises.
 
 The ``uwsgidecorators`` module
 ------------------------------
-``spool``, ``spoolforever`` and ``spoolraw``, bare or with
-``pass_arguments=True``, produce exactly the keys, values and key order that
-uWSGI 2.0.21's uwsgidecorators produces (``ud_spool_func``, ``ud_spool_ret``
-"-2" / "-1" / absent, the first positional dict and the keyword arguments
-merged in, or with pass_arguments the lifted ``message_dict``, ``spooler``,
-``priority``, ``at`` and ``body`` plus ``args`` and ``kwargs`` pickled with the
-default protocol; str keys and values encoded as UTF-8, anything else passed
-through), register ``spooler_functions[f.__name__]`` and set
-``uwsgi.spooler = manage_spool_request``. Both the decorated object and
-``f.spool`` enqueue. The test fixtures in python/testdata/uwsgi-decorators
-are files written by the real module.
+Written from what uWSGI 2.0.21's module observably does (the spool files it
+writes and what its spooler callable did with them, captured in
+python/testdata/uwsgi-decorators), not from its source; only the public
+names are the same.
 
-``manage_spool_request`` dispatches like uwsgidecorators (keys decoded,
-``args``/``kwargs`` unpickled, values decoded, ``f(*args, **kwargs)`` or
-``f(env)``, ``int(ud_spool_ret)`` if present else ``int(f's return)``), with
-these differences, which fix uWSGI's known traps and break nobody, since the
-uWSGI behaviour in each case is a task retried forever:
+``spool``, ``spoolforever`` and ``spoolraw`` (bare, or with
+``pass_arguments=True``) make calling the function spool a task instead,
+with the same keys, values and key order as uWSGI's module (listed in the
+comment that opens the uwsgidecorators half of this file). The decorated
+object's ``.spool`` and the function's own ``.spool`` do the same; ``.f``
+is the function.
+Decorating registers ``spooler_functions[f.__name__]``; making the module
+sets ``uwsgi.spooler = manage_spool_request``.
+
+``manage_spool_request(env)`` finds the function by ``ud_spool_func``,
+calls it with the unpickled ``args``/``kwargs`` (pass_arguments) or with
+the task's dict (keys and values decoded from UTF-8), and returns
+``int(ud_spool_ret)`` when the task has one, else ``int()`` of what the
+function returned (so None raises TypeError: a retry). It differs from
+uWSGI's in two cases where uWSGI's retries the task forever, so no working
+setup depends on them:
 
 1. A value (or key) that is not valid UTF-8, e.g. a binary ``body`` or a
    pickled value spooled without pass_arguments, reaches the function as the
@@ -66,32 +70,39 @@ uWSGI behaviour in each case is a task retried forever:
    uwsgidecorators raises KeyError and retries it forever (unbit/uwsgi#543,
    e.g. a raw ``uwsgi.spool()`` mixed with the decorators).
 
-Other differences: importing this ``uwsgidecorators`` never raises (uWSGI's
-raises without a master, and the decorators raise when no spooler is
-configured; here ``'spooler'`` is always in ``uwsgi.opt``); ``postfork``
-functions are run once by the runner after the imports (there is no fork;
-uWSGI runs them in its spooler for modules imported before the fork, e.g.
-with shared-import, though not for spooler-import modules, which are
-imported after it; ``postfork(N)`` for worker N > 0 never runs);
-``timer``, ``cron``, ``rbtimer``, ``filemon``, ``signal``, ``rpc``,
-``erlang`` and ``harakiri`` decorate without effect and warn; ``mule``,
-``muleloop``, ``mulemsg`` and ``farm`` functions never run (there are no
-mules: ``mule_id()`` is 0); calling a ``mulefunc`` raises.
+The other decorators, for code that uses them at import time:
+``postfork`` functions are run once by the runner after the imports (there
+is no fork; uWSGI runs them in its spooler for modules imported before the
+fork, e.g. with shared-import, though not for spooler-import modules, which
+are imported after it); ``postfork(N)`` for worker N > 0 never runs.
+``signal``, ``rpc`` and ``erlang`` register through the ``uwsgi`` module,
+which warns; ``timer``, ``rbtimer``, ``cron``, ``filemon`` and ``harakiri``
+leave the function as it is and warn. ``mule``, ``muleloop``, ``mulemsg``
+and ``farm`` functions never run (there are no mules: ``mule_id()`` is 0)
+and stay callable; calling a ``mulefunc`` raises. ``lock`` runs the call
+under ``uwsgi.lock()``, and in the runner (a spooler) skips it and returns
+None, as uWSGI does in its spooler; ``thread`` starts a daemon thread per
+call. Importing this module never raises; a spool decorator raises
+RuntimeError when ``uwsgi.opt`` has no ``'spooler'`` (here it always has
+one unless code removes it; uWSGI's raises an Exception without a
+configured spooler).
+
+python/tests/test_compat_live.py runs the same calls against the installed
+uwsgidecorators inside uWSGI and against this module, and compares.
 
 ``task_info()`` tells a task which spool task it runs: ``TaskInfo(name,
 attempt)`` (attempt 1 is the first run), or None outside a task.
 """
 
 import collections
+import functools
 import importlib.abc
 import importlib.util
 import os
 import pickle
-import struct
 import sys
 import threading
 import types
-from functools import partial
 from threading import Thread
 
 SPOOL_OK = -2
@@ -379,10 +390,8 @@ def _make_uwsgi(spooler, bdirs):
     m.register_signal = register_signal
     m.signal_registered = lambda num: num in registered
     for name in ("add_timer", "add_rb_timer", "add_cron", "add_file_monitor", "register_rpc",
-                 "erlang_register_process", "signal", "add_ms_timer"):
+                 "erlang_register_process", "signal", "add_ms_timer", "set_user_harakiri"):
         setattr(m, name, noop(name))
-    # The @harakiri decorator calls it around every call: no warning.
-    m.set_user_harakiri = lambda *a: None
 
     def mule_msg(*args, **kwargs):
         raise RuntimeError("uwsgi.mule_msg: gospool has no mules")
@@ -393,361 +402,393 @@ def _make_uwsgi(spooler, bdirs):
 
 
 # ------------------------------------------------------- uwsgidecorators
+#
+# What a decorated call spools (the wire format the spooler side reads back;
+# pinned by the files real uwsgidecorators wrote, python/testdata/uwsgi-decorators):
+#
+#   ud_spool_func  the function's __name__: the spooler side looks it up
+#   ud_spool_ret   "-2" (@spool) or "-1" (@spoolforever): the code the task
+#                  ends with, whatever the function returns; absent for
+#                  @spoolraw, where the function's return is the code
+#   then, without pass_arguments, the call's first positional dict and its
+#   keyword arguments (later keys overwrite earlier ones in place);
+#   with pass_arguments, the _LIFTED_KEYWORDS the call has, then ``args``
+#   and ``kwargs``: the rest of the call, pickled.
+#
+# str keys and values become UTF-8 bytes; other values are handed to
+# uwsgi.spool as they are (and refused there unless bytes-like).
+
+# Keyword arguments of a pass_arguments call that are options of the task
+# (uwsgi.spool's special keys, and message_dict) rather than arguments of the
+# function: spooled as keys of their own, in this order.
+_LIFTED_KEYWORDS = ("message_dict", "spooler", "priority", "at", "body")
+
+# The three spool decorators differ only in the ud_spool_ret they write.
+_DECORATOR_RESULT = {
+    "spool": str(SPOOL_OK),  # one run, then done
+    "spoolforever": str(SPOOL_RETRY),  # run again after every run
+    "spoolraw": None,  # the function's return value decides
+}
+
+# The "service" of the pickled dict a mulefunc call sends to a mule, by
+# which mule_msg_dispatcher tells such messages from others.
+_MULEFUNC_SERVICE = "uwsgi_mulefunc"
 
 
-def _encode1(val):
-    if isinstance(val, str):
-        return val.encode("utf-8")
-    return val
+def _to_wire(value):
+    """str as UTF-8 bytes; anything else unchanged."""
+    return value.encode("utf-8") if isinstance(value, str) else value
 
 
-def _decode1(val):
-    # uwsgidecorators decodes strictly; invalid UTF-8 stays bytes here (see
-    # the module docstring, difference 1).
-    if isinstance(val, bytes):
-        try:
-            return val.decode("utf-8")
-        except UnicodeDecodeError:
-            return val
-    return val
+def _from_wire(value):
+    """Valid UTF-8 bytes as str; anything else (invalid UTF-8 included,
+    see the module docstring, difference 1) unchanged."""
+    if not isinstance(value, bytes):
+        return value
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value
+
+
+class _SpooledFunction:
+    """A function under @spool, @spoolforever or @spoolraw.
+
+    Calling it enqueues a task naming the function instead of running it;
+    ``.spool(...)`` and the function's own ``.spool(...)`` (the spelling
+    uWSGI's documentation uses) do the same. ``.f`` is the function itself, for a
+    direct call.
+    """
+
+    def __init__(self, f, pass_arguments, result, uwsgi):
+        self.f = f
+        self.pass_arguments = pass_arguments
+        self._result = result
+        self._uwsgi = uwsgi
+        f.spool = self.spool
+
+    def _task(self, args, kwargs):
+        task = {"ud_spool_func": self.f.__name__}
+        if self._result is not None:
+            task["ud_spool_ret"] = self._result
+        if self.pass_arguments:
+            for key in _LIFTED_KEYWORDS:
+                if key in kwargs:
+                    task[key] = kwargs.pop(key)
+            task["args"] = pickle.dumps(args)
+            task["kwargs"] = pickle.dumps(kwargs)
+        else:
+            # Only the first positional counts, and a dict in it may
+            # overwrite ud_spool_func and ud_spool_ret (uWSGI does the same).
+            if args:
+                task.update(args[0])
+            task.update(kwargs)
+        return {_to_wire(k): _to_wire(v) for k, v in task.items()}
+
+    def __call__(self, *args, **kwargs):
+        # uwsgi.spool is looked up now, not at decoration: code (and tests)
+        # may replace it after the task module was imported.
+        return self._uwsgi.spool(self._task(args, kwargs))
+
+    spool = __call__
+
+    def __repr__(self):
+        return "<spooled function %s>" % self.f.__name__
 
 
 def _make_uwsgidecorators(uwsgi):
-    m = types.ModuleType("uwsgidecorators", "gospool's stand-in for uWSGI's uwsgidecorators (gospool.compat)")
-    m.__gospool_compat__ = True
-    m.uwsgi = uwsgi
-    m.pickle = pickle
-    m.partial = partial
-    m.Thread = Thread
-    m.sys = sys
-    spooler_functions = {}
-    mule_functions = {}
-    postfork_chain = []
-    m.spooler_functions = spooler_functions
-    m.mule_functions = mule_functions
-    m.postfork_chain = postfork_chain
-    m._encode1 = _encode1
-    m._decode1 = _decode1
+    """A new ``uwsgidecorators`` module bound to the given ``uwsgi`` module.
 
-    def _encode_to_spooler(vars):
-        return dict((_encode1(K), _encode1(V)) for (K, V) in list(vars.items()))
+    As importing uWSGI's module does, making it sets ``uwsgi.spooler`` (to
+    manage_spool_request), ``uwsgi.post_fork_hook`` and
+    ``uwsgi.mule_msg_hook``.
+    """
+    spooler_functions = {}  # ud_spool_func -> the undecorated function
+    mule_functions = {}  # mulefunc name -> the undecorated function
+    postfork_chain = []  # run in order by postfork_chain_hook
+    public = {}
 
-    def _decode_from_spooler(vars):
-        return dict((_decode1(K), _decode1(V)) for (K, V) in list(vars.items()))
+    def export(obj):
+        public[obj.__name__] = obj
+        return obj
 
-    m._encode_to_spooler = _encode_to_spooler
-    m._decode_from_spooler = _decode_from_spooler
+    # ---- spooling: the decorators
 
-    def get_free_signal():
-        for signum in range(0, 256):
-            if not uwsgi.signal_registered(signum):
-                return signum
-        raise Exception("No free uwsgi signal available")
+    def spool_decorator(name, result):
+        def decorate(f=None, pass_arguments=False):
+            def wrap(func):
+                if "spooler" not in uwsgi.opt:
+                    raise RuntimeError("@%s %s: no spooler is configured (uwsgi.opt has no 'spooler'), so the task "
+                                       "would never run; start it under a spooler (gospool run --spooler DIR)"
+                                       % (name, getattr(func, "__name__", func)))
+                spooled = _SpooledFunction(func, pass_arguments, result, uwsgi)
+                spooler_functions[func.__name__] = func
+                return spooled
 
-    m.get_free_signal = get_free_signal
+            # @spool and @spool(pass_arguments=True) both work.
+            return wrap if f is None else wrap(f)
 
-    def manage_spool_request(vars):
-        vars = dict((_decode1(K), V) for (K, V) in list(vars.items()))
-        if "args" in vars:
-            for k in ("args", "kwargs"):
-                vars[k] = pickle.loads(vars.pop(k))
-        vars = _decode_from_spooler(vars)
-        name = vars.get("ud_spool_func")
-        f = spooler_functions.get(name) if isinstance(name, str) else None
-        if f is None:
-            task = vars.get("spooler_task_name")
+        decorate.__name__ = name
+        decorate.__doc__ = ("@%s or @%s(pass_arguments=True): calling the function spools it as a task; "
+                            "ud_spool_ret %s." % (name, name, "absent" if result is None else repr(result)))
+        return export(decorate)
+
+    for name, result in _DECORATOR_RESULT.items():
+        spool_decorator(name, result)
+
+    @export
+    def spool_decorate(f=None, pass_arguments=False, ud_spool_ret=None):
+        """The general spool decorator: @spoolraw's behaviour, or with
+        ud_spool_ret (e.g. "-2") a fixed result as @spool's."""
+        if ud_spool_ret is not None:
+            ud_spool_ret = str(ud_spool_ret)
+        return spool_decorator("spool_decorate", ud_spool_ret)(f, pass_arguments)
+
+    # ---- running: the spooler callable
+
+    @export
+    def manage_spool_request(env):
+        """Run the task's function, named by ``ud_spool_func``, and return
+        its spooler code: ``ud_spool_ret`` when the task has one, else the
+        function's return value, as an int."""
+        task = {_from_wire(k): v for k, v in env.items()}
+        call = None
+        if "args" in task:
+            # A pass_arguments task; both halves are required.
+            args = pickle.loads(task.pop("args"))
+            kwargs = pickle.loads(task.pop("kwargs"))
+            call = (args, kwargs)
+        task = {k: _from_wire(v) for k, v in task.items()}
+        name = task.get("ud_spool_func")
+        func = spooler_functions.get(name) if isinstance(name, str) else None
+        if func is None:
             if name is None:
                 why = "has no ud_spool_func"
             else:
                 why = "names ud_spool_func %r, which no imported module registered (registered: %s)" % (
                     name, ", ".join(sorted(spooler_functions)) or "none")
             _warn("task %s %s: SPOOL_IGNORE (uwsgidecorators would raise KeyError and retry it forever)"
-                  % (task, why))
-            return uwsgi.SPOOL_IGNORE
-        if "args" in vars:
-            ret = f(*vars["args"], **vars["kwargs"])
-        else:
-            ret = f(vars)
-        return int(vars.get("ud_spool_ret", ret))
+                  % (task.get("spooler_task_name"), why))
+            return SPOOL_IGNORE
+        returned = func(task) if call is None else func(*call[0], **call[1])
+        # Read after the call: a raw function may have set it in its env.
+        return int(task.get("ud_spool_ret", returned))
 
-    m.manage_spool_request = manage_spool_request
+    # ---- after the fork: postfork, mules and farms
 
+    @export
     def postfork_chain_hook():
-        for f in postfork_chain:
-            f()
+        """Run the @postfork functions, in the order they were decorated."""
+        for hook in list(postfork_chain):
+            hook()
 
-    m.postfork_chain_hook = postfork_chain_hook
-    uwsgi.spooler = manage_spool_request
-    uwsgi.post_fork_hook = postfork_chain_hook
+    @export
+    def postfork(f_or_worker):
+        """@postfork runs the function once the process is set up;
+        @postfork(N) only in worker N (never here, where worker_id() is 0;
+        0 means every process)."""
 
-    class postfork(object):
-        def __init__(self, f):
-            if callable(f):
-                self.wid = 0
-                self.f = f
-            else:
-                self.f = None
-                self.wid = f
-            postfork_chain.append(self)
+        def register(f, worker):
+            def run_if_mine():
+                if worker == 0 or worker == uwsgi.worker_id():
+                    return f()
 
-        def __call__(self, *args, **kwargs):
-            if self.f:
-                if self.wid > 0 and self.wid != uwsgi.worker_id():
-                    return
-                return self.f()
-            self.f = args[0]
+            postfork_chain.append(run_if_mine)
+            return f
 
-    class _spoolraw(object):
-        def __call__(self, *args, **kwargs):
-            arguments = self.base_dict.copy()
-            if not self.pass_arguments:
-                if len(args) > 0:
-                    arguments.update(args[0])
-                if kwargs:
-                    arguments.update(kwargs)
-            else:
-                spooler_args = {}
-                for key in ("message_dict", "spooler", "priority", "at", "body"):
-                    if key in kwargs:
-                        spooler_args.update({key: kwargs.pop(key)})
-                arguments.update(spooler_args)
-                arguments.update({"args": pickle.dumps(args), "kwargs": pickle.dumps(kwargs)})
-            return uwsgi.spool(_encode_to_spooler(arguments))
+        if callable(f_or_worker):
+            return register(f_or_worker, 0)
+        return lambda f: register(f, f_or_worker)
 
-        # For backward compatibility (uWSGI < 1.9.13)
-        def spool(self, *args, **kwargs):
-            return self.__class__.__call__(self, *args, **kwargs)
+    @export
+    def mulefunc(f_or_mule):
+        """@mulefunc or @mulefunc(N): calling the function sends it to a
+        mule. gospool has no mules: the call raises (uwsgi.mule_msg)."""
 
-        def __init__(self, f, pass_arguments):
-            if "spooler" not in uwsgi.opt:
-                raise Exception("you have to enable the uWSGI spooler to use @%s decorator" % self.__class__.__name__)
-            self.f = f
-            spooler_functions[self.f.__name__] = self.f
-            # For backward compatibility (uWSGI < 1.9.13)
-            self.f.spool = self.__call__
-            self.pass_arguments = pass_arguments
-            self.base_dict = {"ud_spool_func": self.f.__name__}
+        def bind(f, mule):
+            mule_functions[f.__name__] = f
 
-    class _spool(_spoolraw):
-        def __call__(self, *args, **kwargs):
-            self.base_dict["ud_spool_ret"] = str(uwsgi.SPOOL_OK)
-            return _spoolraw.__call__(self, *args, **kwargs)
+            @functools.wraps(f)
+            def send_to_mule(*args, **kwargs):
+                message = {"service": _MULEFUNC_SERVICE, "func": f.__name__, "args": args, "kwargs": kwargs}
+                return uwsgi.mule_msg(pickle.dumps(message), mule)
 
-    class _spoolforever(_spoolraw):
-        def __call__(self, *args, **kwargs):
-            self.base_dict["ud_spool_ret"] = str(uwsgi.SPOOL_RETRY)
-            return _spoolraw.__call__(self, *args, **kwargs)
+            return send_to_mule
 
-    def spool_decorate(f=None, pass_arguments=False, _class=_spoolraw):
-        if not f:
-            return partial(_class, pass_arguments=pass_arguments)
-        return _class(f, pass_arguments)
+        if callable(f_or_mule):
+            return bind(f_or_mule, 0)
+        return lambda f: bind(f, f_or_mule)
 
-    def spoolraw(f=None, pass_arguments=False):
-        return spool_decorate(f, pass_arguments)
-
-    def spool(f=None, pass_arguments=False):
-        return spool_decorate(f, pass_arguments, _spool)
-
-    def spoolforever(f=None, pass_arguments=False):
-        return spool_decorate(f, pass_arguments, _spoolforever)
-
-    class mulefunc(object):
-        def __init__(self, f):
-            if callable(f):
-                self.fname = f.__name__
-                self.mule = 0
-                mule_functions[f.__name__] = f
-            else:
-                self.mule = f
-                self.fname = None
-
-        def real_call(self, *args, **kwargs):
-            uwsgi.mule_msg(pickle.dumps({"service": "uwsgi_mulefunc", "func": self.fname,
-                                         "args": args, "kwargs": kwargs}), self.mule)
-
-        def __call__(self, *args, **kwargs):
-            if not self.fname:
-                self.fname = args[0].__name__
-                mule_functions[self.fname] = args[0]
-                return self.real_call
-            return self.real_call(*args, **kwargs)
-
+    @export
     def mule_msg_dispatcher(message):
+        """Run the mulefunc a message from send_to_mule names; None for any
+        other message."""
         msg = pickle.loads(message)
-        if msg["service"] == "uwsgi_mulefunc":
+        if isinstance(msg, dict) and msg.get("service") == _MULEFUNC_SERVICE:
             return mule_functions[msg["func"]](*msg["args"], **msg["kwargs"])
+        return None
 
-    uwsgi.mule_msg_hook = mule_msg_dispatcher
+    class _MuleOnly:
+        """A function bound to a mule or a farm. There are no mules here
+        (mule_id() is 0), so it never runs."""
 
-    class rpc(object):
-        def __init__(self, name):
-            self.name = name
-
-        def __call__(self, f):
-            uwsgi.register_rpc(self.name, f)
-            return f
-
-    class farm_loop(object):
-        def __init__(self, f, farm):
+        def __init__(self, f, where):
             self.f = f
-            self.farm = farm
+            self.where = where
 
         def __call__(self):
-            if uwsgi.mule_id() == 0:
-                return
-            if not uwsgi.in_farm(self.farm):
-                return
+            return None
 
-    class farm(object):
-        def __init__(self, name=None, **kwargs):
-            self.name = name
+    for alias in ("mule_brain", "mule_brainloop", "mulemsg_loop", "farm_loop"):
+        public[alias] = _MuleOnly
 
-        def __call__(self, f):
-            postfork_chain.append(farm_loop(f, self.name))
+    def mule_decorator(name):
+        def decorate(where, **options):
+            return lambda f: f
 
-    class mule_brain(object):
-        def __init__(self, f, num):
-            self.f = f
-            self.num = num
+        decorate.__name__ = name
+        decorate.__doc__ = "@%s(...): the function would run in a uWSGI mule or farm; never here." % name
+        return export(decorate)
 
-        def __call__(self):
-            # There are no mules: mule_id() is 0 and never equals num.
-            if uwsgi.mule_id() == self.num:
-                self.f()
+    for name in ("mule", "muleloop", "mulemsg"):
+        mule_decorator(name)
 
-    class mule_brainloop(mule_brain):
-        pass
+    @export
+    def farm(name=None, **options):
+        """@farm(name): the function would run in the farm's mules; never
+        here."""
+        return lambda f: f
 
-    class mule(object):
-        def __init__(self, num):
-            self.num = num
+    # ---- signals: registered with the uwsgi module (which warns), or inert
 
-        def __call__(self, f):
-            postfork_chain.append(mule_brain(f, self.num))
+    @export
+    def get_free_signal():
+        """The lowest uWSGI signal number (0-255) not registered yet."""
+        free = next((n for n in range(256) if not uwsgi.signal_registered(n)), None)
+        if free is None:
+            raise RuntimeError("every uWSGI signal number (0-255) is registered: none left for a new handler")
+        return free
 
-    class muleloop(mule):
-        def __call__(self, f):
-            postfork_chain.append(mule_brainloop(f, self.num))
+    @export
+    def signal(num, target="", **options):
+        """@signal(num): handle uWSGI signal num (uwsgi.register_signal)."""
 
-    class mulemsg_loop(object):
-        def __init__(self, f, num):
-            self.f = f
-            self.num = num
-
-        def __call__(self):
-            pass
-
-    class mulemsg(object):
-        def __init__(self, num):
-            self.num = num
-
-        def __call__(self, f):
-            postfork_chain.append(mulemsg_loop(f, self.num))
-
-    class signal(object):
-        def __init__(self, num, **kwargs):
-            self.num = num
-            self.target = kwargs.get("target", "")
-
-        def __call__(self, f):
-            uwsgi.register_signal(self.num, self.target, f)
+        def decorate(f):
+            uwsgi.register_signal(num, target, f)
             return f
 
-    class timer(object):
-        def __init__(self, secs, **kwargs):
-            self.num = kwargs.get("signum", get_free_signal())
-            self.secs = secs
-            self.target = kwargs.get("target", "")
+        return decorate
 
-        def __call__(self, f):
-            _warn("@timer(%r) %s: gospool runs no uWSGI timers; it will never be called" % (self.secs, f.__name__))
+    def never_called(label, feature):
+        # gospool does not run uWSGI's timers, crons or file monitors: the
+        # decoration succeeds, so that the module imports, and says so.
+        def decorate(f):
+            _warn("%s %s: gospool runs no uWSGI %s; it will never be called"
+                  % (label, getattr(f, "__name__", f), feature))
             return f
 
-    class cron(object):
-        def __init__(self, minute, hour, day, month, dayweek, **kwargs):
-            self.num = kwargs.get("signum", get_free_signal())
-            self.minute = minute
-            self.hour = hour
-            self.day = day
-            self.month = month
-            self.dayweek = dayweek
-            self.target = kwargs.get("target", "")
+        return decorate
 
-        def __call__(self, f):
-            _warn("@cron %s: gospool runs no uWSGI crons; it will never be called" % f.__name__)
+    @export
+    def timer(secs, **options):
+        """@timer(secs): every secs seconds under uWSGI; never here."""
+        return never_called("@timer(%r)" % (secs,), "timers")
+
+    @export
+    def rbtimer(secs, **options):
+        """@rbtimer(secs): as @timer; never here."""
+        return never_called("@rbtimer(%r)" % (secs,), "timers")
+
+    @export
+    def cron(minute, hour, day, month, dayweek, **options):
+        """@cron(minute, hour, day, month, dayweek): never here."""
+        return never_called("@cron", "crons")
+
+    @export
+    def filemon(fsobj, **options):
+        """@filemon(path): when path changes under uWSGI; never here."""
+        return never_called("@filemon(%r)" % (fsobj,), "file monitors")
+
+    @export
+    def rpc(name):
+        """@rpc(name): register an RPC function (uwsgi.register_rpc)."""
+
+        def decorate(f):
+            uwsgi.register_rpc(name, f)
             return f
 
-    class rbtimer(timer):
-        def __call__(self, f):
-            _warn("@rbtimer(%r) %s: gospool runs no uWSGI timers; it will never be called" % (self.secs, f.__name__))
+        return decorate
+
+    @export
+    def erlang(name):
+        """@erlang(name): register an Erlang process (uwsgi.erlang_register_process)."""
+
+        def decorate(f):
+            uwsgi.erlang_register_process(name, f)
             return f
 
-    class filemon(object):
-        def __init__(self, fsobj, **kwargs):
-            self.num = kwargs.get("signum", get_free_signal())
-            self.fsobj = fsobj
-            self.target = kwargs.get("target", "")
+        return decorate
 
-        def __call__(self, f):
-            _warn("@filemon(%r) %s: gospool runs no uWSGI file monitors; it will never be called"
-                  % (self.fsobj, f.__name__))
-            return f
+    # ---- call wrappers
 
-    class erlang(object):
-        def __init__(self, name):
-            self.name = name
+    @export
+    def lock(f):
+        """@lock: the call holds uwsgi.lock(). In a spooler (here: the
+        runner) the call does nothing and returns None, as under uWSGI."""
 
-        def __call__(self, f):
-            uwsgi.erlang_register_process(self.name, f)
-            return f
-
-    class lock(object):
-        def __init__(self, f):
-            self.f = f
-
-        def __call__(self, *args, **kwargs):
-            # ensure the spooler will not call it (as uwsgidecorators)
+        @functools.wraps(f)
+        def locked(*args, **kwargs):
             if uwsgi.i_am_the_spooler():
-                return
+                return None
             uwsgi.lock()
             try:
-                return self.f(*args, **kwargs)
+                return f(*args, **kwargs)
             finally:
                 uwsgi.unlock()
 
-    class thread(object):
-        def __init__(self, f):
-            self.f = f
+        return locked
 
-        def __call__(self, *args):
-            t = Thread(target=self.f, args=args)
-            t.daemon = True
-            t.start()
-            return self.f
+    @export
+    def thread(f):
+        """@thread: each call runs the function in a new daemon thread and
+        returns the function."""
 
-    class harakiri(object):
-        def __init__(self, seconds):
-            self.s = seconds
+        @functools.wraps(f)
+        def start(*args, **kwargs):
+            Thread(target=f, args=args, kwargs=kwargs, daemon=True).start()
+            return f
 
-        def real_call(self, *args, **kwargs):
-            uwsgi.set_user_harakiri(self.s)
-            r = self.f(*args, **kwargs)
-            uwsgi.set_user_harakiri(0)
-            return r
+        return start
 
-        def __call__(self, f):
+    @export
+    def harakiri(seconds):
+        """@harakiri(seconds): under uWSGI, a call running longer kills the
+        process. Not enforced here: use gospool run --spooler-harakiri."""
+
+        def decorate(f):
             _warn("@harakiri(%r) %s: not enforced by gospool (use gospool run --spooler-harakiri)"
-                  % (self.s, f.__name__))
-            self.f = f
-            return self.real_call
+                  % (seconds, getattr(f, "__name__", f)))
+            return f
 
-    for obj in (postfork, _spoolraw, _spool, _spoolforever, spool_decorate, spoolraw, spool, spoolforever,
-                mulefunc, mule_msg_dispatcher, rpc, farm_loop, farm, mule_brain, mule_brainloop, mule, muleloop,
-                mulemsg_loop, mulemsg, signal, timer, cron, rbtimer, filemon, erlang, lock, thread, harakiri):
-        try:
+        return decorate
+
+    m = types.ModuleType("uwsgidecorators", "gospool's stand-in for uWSGI's uwsgidecorators (gospool.compat)")
+    m.__gospool_compat__ = True
+    for name, obj in public.items():
+        if obj is not _MuleOnly:
             obj.__module__ = "uwsgidecorators"
-        except (AttributeError, TypeError):
-            pass
-        setattr(m, obj.__name__, obj)
+        setattr(m, name, obj)
+    # Module attributes that code written for uWSGI's module may reach.
+    m.spooler_functions = spooler_functions
+    m.mule_functions = mule_functions
+    m.postfork_chain = postfork_chain
+    m.uwsgi = uwsgi
+    m.pickle = pickle
+    m.partial = functools.partial
+    m.Thread = Thread
+    m.sys = sys
+
+    uwsgi.spooler = manage_spool_request
+    uwsgi.post_fork_hook = postfork_chain_hook
+    uwsgi.mule_msg_hook = mule_msg_dispatcher
     return m

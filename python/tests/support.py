@@ -57,6 +57,47 @@ class Case(unittest.TestCase):
             return _spoolfile.decode(f.read())
 
 
+def small_tmpfs(case, size="2m"):
+    """A directory on a fresh tmpfs of the given size, unmounted at the end
+    of the test: a disk that fills up for real. Mounting needs root: the
+    test is skipped where it is not permitted, and fails under CI=true."""
+    import subprocess
+    d = tempfile.mkdtemp(prefix="gospool-tmpfs-")
+    try:
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", d],
+                           capture_output=True, text=True)
+        why = r.stderr.strip() if r.returncode else None
+    except OSError as e:
+        why = str(e)
+    if why is not None:
+        os.rmdir(d)
+        msg = "cannot mount a %s tmpfs to fill up (%s)" % (size, why)
+        if os.environ.get("CI") == "true":
+            case.fail(msg + "; CI must run the full-disk tests (as root)")
+        case.skipTest(msg)
+    case.addCleanup(os.rmdir, d)
+    case.addCleanup(subprocess.run, ["umount", "-l", d], check=True)
+    return d
+
+
+def fill_disk(d):
+    """Write a file in d until the filesystem is full; returns its path."""
+    import errno
+    path = os.path.join(d, "filler")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for chunk in (1 << 16, 4096):
+            try:
+                while True:
+                    os.write(fd, b"\0" * chunk)
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+    finally:
+        os.close(fd)
+    return path
+
+
 class RingReader:
     """Reads a ring file the way a consumer would, for tests in one process
     with no other consumer: records are marked done with plain stores."""
@@ -70,19 +111,36 @@ class RingReader:
         self.geo = _ring.decode_header(os.pread(self.fd, _ring.HEADER_SIZE, 0), st.st_size)
         self.mm = mmap.mmap(self.fd, self.geo.file_size)
         self.struct = struct
+        # Shared words are read and written as the producer does, through
+        # ctypes arrays over the mapping: one aligned 8- or 4-byte load or
+        # store each (struct.pack_into copies byte by byte, and a reader
+        # in another process could see a word half written).
+        import ctypes
+        self._w64 = (ctypes.c_uint64 * (self.geo.file_size // 8)).from_buffer(self.mm)
+        self._w32 = (ctypes.c_uint32 * (self.geo.file_size // 4)).from_buffer(self.mm)
 
     def close(self):
+        if self.fd < 0:
+            return
+        del self._w64, self._w32
         self.mm.close()
         os.close(self.fd)
+        self.fd = -1
 
     def u64(self, off):
-        return self.struct.unpack_from("<Q", self.mm, off)[0]
+        return self._w64[off >> 3]
 
     def u32(self, off):
-        return self.struct.unpack_from("<I", self.mm, off)[0]
+        return self._w32[off >> 2]
 
     def put64(self, off, v):
-        self.struct.pack_into("<Q", self.mm, off, v)
+        """One aligned 8-byte store, as the producer's publish."""
+        assert off % 8 == 0, off
+        self._w64[off >> 3] = v
+
+    def put32(self, off, v):
+        assert off % 4 == 0, off
+        self._w32[off >> 2] = v
 
     def lane_base(self, lane):
         return _ring.HEADER_SIZE + lane * self.geo.stride

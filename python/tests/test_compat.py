@@ -15,6 +15,7 @@ import os
 import pickle
 import sys
 import tempfile
+import threading
 import unittest
 from contextlib import redirect_stderr
 
@@ -139,15 +140,39 @@ class TestDecoratorsProduceWhatUwsgidecoratorsWrites(unittest.TestCase):
             self.assertIn(name, ud.spooler_functions)
             f = ud.spooler_functions[name]
             self.assertEqual(f.__name__, name)
-            # f.spool enqueues too (uWSGI < 1.9.13 API).
+            # f.spool enqueues too (the older spelling).
             self.assertTrue(callable(f.spool))
         self.assertIs(self.m.uwsgi.spooler, ud.manage_spool_request)
-        self.assertEqual(type(t.hello).__name__, "_spool")
-        self.assertEqual(type(t.forever).__name__, "_spoolforever")
-        self.assertEqual(type(t.raw).__name__, "_spoolraw")
-        self.m.spooled.clear()
-        ud.spooler_functions["hello"].spool({"x": "y"})
-        self.assertEqual(self.m.spooled[-1], {b"ud_spool_func": b"hello", b"ud_spool_ret": b"-2", b"x": b"y"})
+        # .f is the function itself; the decorated object, its .spool and
+        # the function's .spool all spool the same task.
+        self.assertIs(t.hello.f, ud.spooler_functions["hello"])
+        self.assertEqual((t.send.pass_arguments, t.hello.pass_arguments), (True, False))
+        for call in (t.hello, t.hello.spool, ud.spooler_functions["hello"].spool):
+            self.m.spooled.clear()
+            call({"x": "y"})
+            self.assertEqual(self.m.spooled, [{b"ud_spool_func": b"hello", b"ud_spool_ret": b"-2", b"x": b"y"}])
+        # What each decorator writes as ud_spool_ret.
+        for f, want in ((t.hello, b"-2"), (t.forever, b"-1"), (t.raw, None)):
+            self.m.spooled.clear()
+            f({})
+            self.assertEqual(self.m.spooled[0].get(b"ud_spool_ret"), want, f)
+
+    def test_spool_decorate(self):
+        ud = self.m.ud
+
+        def job(env):
+            pass
+
+        def job2(a):
+            pass
+
+        ud.spool_decorate(job)({"k": "v"})
+        ud.spool_decorate(ud_spool_ret=-2)(job)()
+        ud.spool_decorate(pass_arguments=True)(job2)(1)
+        self.assertEqual(self.m.spooled[0], {b"ud_spool_func": b"job", b"k": b"v"})
+        self.assertEqual(self.m.spooled[1], {b"ud_spool_func": b"job", b"ud_spool_ret": b"-2"})
+        self.assertEqual(list(self.m.spooled[2]), [b"ud_spool_func", b"args", b"kwargs"])
+        self.assertIs(ud.spooler_functions["job2"], job2)
 
     def test_str_only_encoded(self):
         # Other values pass through unchanged, for uwsgi.spool to refuse.
@@ -160,8 +185,11 @@ class TestDecoratorsProduceWhatUwsgidecoratorsWrites(unittest.TestCase):
         def f(env):
             pass
 
-        with self.assertRaisesRegex(Exception, "you have to enable the uWSGI spooler to use @_spool decorator"):
-            self.m.ud.spool(f)
+        # uWSGI's module raises a plain Exception here: RuntimeError is one.
+        for deco in (self.m.ud.spool, self.m.ud.spoolforever(pass_arguments=True)):
+            with self.assertRaisesRegex(Exception, r"^@spool\w* f: no spooler is configured"):
+                deco(f)
+        self.assertNotIn("f", self.m.ud.spooler_functions)
 
 
 class TestDispatchLikeUwsgidecorators(unittest.TestCase):
@@ -259,6 +287,16 @@ class TestDispatchLikeUwsgidecorators(unittest.TestCase):
         self.assertIn("has no ud_spool_func: SPOOL_IGNORE", err.getvalue())
         self.assertIn("names ud_spool_func 'nope', which no imported module registered", err.getvalue())
         self.assertEqual(self.calls(), [])
+
+    def test_raw_function_may_set_its_result_in_env(self):
+        # The result code is read from the task's dict after the call, so a
+        # @spoolraw function can set ud_spool_ret instead of returning it.
+        def decides(env):
+            env["ud_spool_ret"] = "-1"
+            return -2
+
+        self.m.ud.spooler_functions["decides"] = decides
+        self.assertEqual(self.m.uwsgi.spooler({"spooler_task_name": b"t", b"ud_spool_func": b"decides"}), -1)
 
     def test_exceptions_propagate(self):
         def boom(env):
@@ -500,6 +538,89 @@ class TestOtherDecorators(unittest.TestCase):
             return "locked"
 
         self.assertEqual(lk2(), "locked")
+
+    def test_postfork_targets(self):
+        u, ud = compat.make_modules(dirs=["/a"])
+        ran = []
+
+        def every():
+            ran.append("every")
+
+        def worker0():
+            ran.append("worker0")
+
+        def worker2():
+            ran.append("worker2")
+
+        # Each form leaves a callable that runs the function when called.
+        self.assertIs(ud.postfork(every), every)
+        self.assertIs(ud.postfork(0)(worker0), worker0)
+        self.assertIs(ud.postfork(2)(worker2), worker2)
+        self.assertEqual(len(ud.postfork_chain), 3)
+        u.post_fork_hook()
+        self.assertEqual(ran, ["every", "worker0"])  # worker_id() is 0: worker 2's never runs
+
+    def test_mule_functions(self):
+        u, ud = compat.make_modules(dirs=["/a"])
+
+        def add(a, b=0):
+            return a + b
+
+        def loop():
+            pass
+
+        sent = ud.mulefunc(3)(add)
+        self.assertIs(ud.mule_functions["add"], add)
+        with self.assertRaisesRegex(RuntimeError, "no mules"):
+            sent(1, b=2)
+        # The message a mulefunc call sends, run by the dispatcher a mule
+        # would run it with.
+        msgs = []
+        u.mule_msg = lambda msg, mule: msgs.append((msg, mule))
+        sent(1, b=2)
+        ((msg, mule),) = msgs
+        self.assertEqual(mule, 3)
+        self.assertIs(u.mule_msg_hook, ud.mule_msg_dispatcher)
+        self.assertEqual(ud.mule_msg_dispatcher(msg), 3)
+        self.assertIsNone(ud.mule_msg_dispatcher(pickle.dumps({"service": "other"})))
+        # Mule and farm functions stay callable, and never run here.
+        for deco in (ud.mule(1), ud.muleloop(1), ud.mulemsg(1), ud.farm("f")):
+            self.assertIs(deco(loop), loop)
+        u.post_fork_hook()
+        self.assertEqual(ud.postfork_chain, [])
+
+    def test_free_signal(self):
+        u, ud = compat.make_modules(dirs=["/a"])
+        with redirect_stderr(io.StringIO()):
+            self.assertEqual(ud.get_free_signal(), 0)
+            ud.signal(0)(lambda n: None)
+            ud.signal(1, target="workers")(lambda n: None)
+            self.assertEqual(ud.get_free_signal(), 2)
+            for n in range(2, 256):
+                u.register_signal(n, "", print)
+        with self.assertRaisesRegex(RuntimeError, "every uWSGI signal number"):
+            ud.get_free_signal()
+
+    def test_thread(self):
+        _, ud = compat.make_modules(dirs=["/a"])
+        done = threading.Event()
+        got = []
+
+        def work(a, b=None):
+            got.append((a, b, threading.current_thread() is not threading.main_thread()))
+            done.set()
+
+        self.assertIs(ud.thread(work)(1, b=2), work)
+        self.assertTrue(done.wait(30))
+        self.assertEqual(got, [(1, 2, True)])
+
+    def test_uwsgi_calls_without_effect_warn(self):
+        u, _ = compat.make_modules(dirs=["/a"])
+        err = io.StringIO()
+        with redirect_stderr(err):
+            u.set_user_harakiri(10)
+            u.set_user_harakiri(0)
+        self.assertEqual(err.getvalue().count("set_user_harakiri"), 1)
 
     def test_task_info(self):
         self.assertIsNone(compat.task_info())

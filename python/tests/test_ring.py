@@ -2,6 +2,7 @@
 ring, wrap-around, full lanes), lane ownership (locks, takeover of a dead
 producer's lane, fork), interrupted pushes, counters and wake-ups."""
 
+import fcntl
 import os
 import signal
 import struct
@@ -231,7 +232,7 @@ class TestPush(RingCase):
         r = self.ring()
         r.push(b"a")
         self.assertEqual(self.reader.u32(_ring.OFF_WAKE_SEQ), 0, "nobody sleeps: no wake-up")
-        struct.pack_into("<I", self.reader.mm, _ring.OFF_SLEEPERS, 1)
+        self.reader.put32(_ring.OFF_SLEEPERS, 1)
         r.push(b"b")
         r.note_file()
         self.assertEqual(self.reader.u32(_ring.OFF_WAKE_SEQ), 2)
@@ -474,6 +475,491 @@ class TestRecordFromSpool(RingCase):
         gospool.spool({b"task": b"resize", b"body": b"img"})
         (_, _, payload), = self.reader.slots(0)
         self.assertEqual(payload, _msgpack.encode_record([(b"task", b"resize")], b"img"))
+
+
+class Injected(KeyboardInterrupt):
+    """What a signal handler raises, injected by a tracer at a chosen line."""
+
+
+class LineInjector:
+    """Raises Injected at the n-th line executed (n counts from 1) in the
+    functions named, in the module _ring, as a signal handler's exception
+    could land there (an exception at a line event lands before the line
+    runs). self.lines counts the lines seen; self.fired says whether it
+    raised. skip: (function, line) pairs where no signal can land but a
+    tracer can: the line of a `with` runs again when the block ends, just
+    before the lock's __exit__, outside the block's exception handler (a
+    signal handler runs only after a call returns, __exit__ included)."""
+
+    def __init__(self, n, names, skip=()):
+        self.n, self.names, self.skip = n, names, set(skip)
+        self.lines = 0
+        self.fired = False
+        self.message = None
+
+    def __enter__(self):
+        sys.settrace(self._global)
+        return self
+
+    def __exit__(self, *exc):
+        sys.settrace(None)
+
+    def _global(self, frame, event, arg):
+        code = frame.f_code
+        if code.co_name in self.names and code.co_filename == _ring.__file__:
+            return self._local
+        return None
+
+    def _local(self, frame, event, arg):
+        if event == "line" and not self.fired and (frame.f_code.co_name, frame.f_lineno) not in self.skip:
+            self.lines += 1
+            if self.lines == self.n:
+                self.fired = True
+                self.message = "injected at %s:%d" % (frame.f_code.co_name, frame.f_lineno)
+                raise Injected(self.message)
+        return self._local
+
+
+DYING_PRODUCER = textwrap.dedent("""
+    import os, sys
+    sys.path.insert(0, sys.argv[1])
+    from gospool import _ring
+    for path in sys.stdin:
+        r = _ring.Ring(path.strip())
+        print([r.push(b"b-%d" % i) for i in range(3)], flush=True)
+        sys.stdin.readline()
+        os.close(r._fd)
+        r.closed = True  # no release at exit: it died
+        print("dead", flush=True)
+""")
+
+
+HOLD_LANE = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, sys.argv[2])
+    from gospool import _ring
+    r = _ring.Ring(sys.argv[1])
+    print([r.push(b"b-%d" % i) for i in range(3)], flush=True)
+    time.sleep(600)
+""")
+
+
+def ready_payloads(reader):
+    """{lane: [payload, ...]} of every READY record, CRCs checked."""
+    return {lane: [p for _, st, p in reader.slots(lane) if st == _ring.STATE_READY]
+            for lane in range(reader.geo.lanes)}
+
+
+class TestTakeoverInterrupted(RingCase):
+    """Issue 10 item 4: an exception (a KeyboardInterrupt, a timeout's
+    SIGALRM handler) raised at any line of a lane take-over must not make
+    the next push write into the new lane at the old lane's positions, over
+    another producer's acknowledged records."""
+
+    TAKEOVER = {"_take_over", "_take_lane", "_recover", "_try_lock_byte", "_renew_fd"}
+
+    def setUp(self):
+        super().setUp()
+        # Another producer process, which writes b-0..2 into lane 0 of each
+        # ring it is sent, then "dies" when told: closes its descriptor,
+        # which drops its lock as death does and leaves its records.
+        self.other = subprocess.Popen([sys.executable, "-c", DYING_PRODUCER, support.PYTHON_DIR],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.addCleanup(self.other.wait)
+        self.addCleanup(self.other.stdin.close)
+        self.addCleanup(self.other.stdout.close)
+
+    def ask(self, line):
+        self.other.stdin.write(line + "\n")
+        self.other.stdin.flush()
+        return self.other.stdout.readline().strip()
+
+    def setup_lanes(self):
+        """Lane 0 holds b-0..2 of a producer that died; this process's
+        Ring pushed r-0 and r-1 into lane 1 and gave it back: its cached
+        positions (head 2) point at b-2 in lane 0."""
+        self.reader.close()
+        gospool.close()
+        os.unlink(self.path)
+        self.make_ring(self.dir, self.geometry)
+        self.reader = support.RingReader(self.path)
+        self.assertEqual(self.ask(self.path), "[(0, 0), (0, 1), (0, 2)]")
+        r = _ring.Ring(self.path)
+        self.assertEqual([r.push(b"r-0"), r.push(b"r-1")], [(1, 0), (1, 1)])
+        self.assertEqual(self.ask("die"), "dead")
+        r.release_lane()
+        return r
+
+    def test_every_line(self):
+        n = 0
+        while True:
+            n += 1
+            with self.subTest(line=n):
+                r = self.setup_lanes()
+                try:
+                    acked = {0: [b"b-0", b"b-1", b"b-2"], 1: [b"r-0", b"r-1"]}
+                    with LineInjector(n, self.TAKEOVER) as inj:
+                        try:
+                            lane, _ = r.push(b"x")
+                            acked[lane].append(b"x")
+                        except Injected:
+                            pass
+                    for i in range(3):
+                        lane, _ = r.push(b"after-%d" % i)
+                        acked[lane].append(b"after-%d" % i)
+                    self.assertEqual(ready_payloads(self.reader), acked)
+                finally:
+                    r.close()
+            if not inj.fired:
+                break
+        print("take-over lines", n, file=sys.stderr)
+        self.assertGreater(n, 20, "the take-over has more lines than that")
+
+
+OPEN_CLOSE_VICTIM = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[2])
+    from gospool import _ring
+    r = _ring.Ring(sys.argv[1])
+    acked = []
+    for i in range(3):
+        try:
+            lane, seq = r.push(b"p-%d" % i)
+            acked.append("p-%d" % i)
+        except _ring.NoLane:
+            print("no lane", flush=True)
+            break
+    print(" ".join(acked), flush=True)
+""")
+
+
+class TestLaneLock(RingCase):
+    """Issue 10 item 5: the lane lock survives other code in the process
+    opening and closing gospool.ring, and the tripwires catch a lane lost
+    anyway."""
+    geometry = _ring.Geometry(lanes=1, slots_per_lane=16, lane_bytes=4096, consumers=4)
+
+    def other_producer(self):
+        out = subprocess.run([sys.executable, "-c", OPEN_CLOSE_VICTIM, self.path, support.PYTHON_DIR],
+                             capture_output=True, text=True, check=True).stdout
+        return out.split("\n")
+
+    def test_open_close_keeps_the_lock(self):
+        r = self.ring()
+        acked = [b"r-%d" % i for i in range(3)]
+        for p in acked:
+            r.push(p)
+        # What a health check or a backup tool in the same process does.
+        os.close(os.open(self.path, os.O_RDWR))
+        with open(self.path, "rb") as f:
+            f.read(16)
+        lines = self.other_producer()
+        acked += [p.encode() for line in lines if line != "no lane" for p in line.split()]
+        r.push(b"r-3")
+        acked.append(b"r-3")
+        self.assertEqual(ready_payloads(self.reader), {0: acked})
+        self.assertEqual(lines[0], "no lane", "another process took the lane of a live producer")
+
+    def test_tripwire_owner_word(self):
+        # The lock is lost anyway (here: given up behind the Ring's back):
+        # another producer takes the lane and writes its pid into the owner
+        # word; our next push sees it and takes another lane.
+        self.reader.close()
+        gospool.close()
+        os.unlink(self.path)
+        self.make_ring(self.dir, support.SMALL)
+        self.reader = support.RingReader(self.path)
+        r = self.ring()
+        acked = {0: [b"r-0", b"r-1"], 1: []}
+        for p in acked[0]:
+            r.push(p)
+        _ring._unlock_byte(r._fd, self.reader.lane_base(0))
+        p = subprocess.Popen([sys.executable, "-c", HOLD_LANE, self.path, support.PYTHON_DIR],
+                             stdout=subprocess.PIPE, text=True)
+        self.addCleanup(p.stdout.close)
+        self.addCleanup(p.wait)
+        self.addCleanup(p.kill)
+        self.assertEqual(p.stdout.readline().strip(), "[(0, 2), (0, 3), (0, 4)]")
+        acked[0] += [b"b-0", b"b-1", b"b-2"]
+        with self.assertLogs("gospool", "WARNING") as logs:
+            self.assertEqual(r.push(b"r-2"), (1, 0))
+        acked[1].append(b"r-2")
+        self.assertIn("lane 0 is no longer this process's", logs.output[0])
+        self.assertEqual(r.lanes_lost, 1)
+        self.assertEqual(ready_payloads(self.reader), acked)
+
+    def test_tripwire_lock(self):
+        # Lost lock, and the new holder did not write the owner word: the
+        # periodic check takes the lock again, finds it held, moves on.
+        self.reader.close()
+        gospool.close()
+        os.unlink(self.path)
+        self.make_ring(self.dir, support.SMALL)
+        self.reader = support.RingReader(self.path)
+        r = self.ring()
+        r.push(b"r-0")
+        _ring._unlock_byte(r._fd, self.reader.lane_base(0))
+        self.hold_lock(self.reader.lane_base(0))
+        r._check_at = 0  # the check is due (it runs every 100 ms)
+        with self.assertLogs("gospool", "WARNING") as logs:
+            self.assertEqual(r.push(b"r-1"), (1, 0))
+        self.assertIn("another process holds its lock", logs.output[0])
+
+    def test_two_rings_in_one_process_get_two_lanes(self):
+        # OFD locks belong to the open file: two Rings conflict as two
+        # processes do (POSIX locks would have given both lane 0).
+        self.reader.close()
+        gospool.close()
+        os.unlink(self.path)
+        self.make_ring(self.dir, support.SMALL)
+        self.reader = support.RingReader(self.path)
+        a, b = self.ring(), self.ring()
+        self.assertEqual([a.push(b"a"), b.push(b"b")], [(0, 0), (1, 0)])
+
+    def test_go_sees_the_lock(self):
+        # F_OFD_GETLK, what Go's byteLockedByOther asks, from another open file.
+        r = self.ring()
+        r.push(b"r-0")
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            req = _ring._FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, self.reader.lane_base(0), 1, 0)
+            res = fcntl.fcntl(fd, _ring._F_OFD_GETLK, req)
+            self.assertEqual(_ring._FLOCK.unpack(res)[0], fcntl.F_WRLCK)
+        finally:
+            os.close(fd)
+
+
+TRUNCATE = textwrap.dedent("""
+    import os, sys, warnings
+    sys.path.insert(0, sys.argv[2])
+    import gospool
+    from gospool import _ring
+    path = sys.argv[1]
+    gospool.configure([os.path.dirname(path)], full_wait=0)
+    print(gospool.spool({b"n": b"1"}).decode(), flush=True)
+    r = _ring.open_ring(path)
+    os.truncate(path, _ring.HEADER_SIZE)
+    r._check_at = 0  # the check is due (it runs every 100 ms)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        print(gospool.spool({b"n": b"2"}).decode(), flush=True)
+    print(r.closed, flush=True)
+""")
+
+
+class TestBrokenFile(RingCase):
+    def test_truncated_while_mapped(self):
+        # Issue 10 item 1/6: no SIGBUS on a short mapping: the periodic
+        # check sees the short file before the push touches it, and the
+        # task goes to a spool file.
+        p = subprocess.run([sys.executable, "-c", TRUNCATE, self.path, support.PYTHON_DIR],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        first, second, closed = p.stdout.split()
+        self.assertEqual(first, "ring:0:0")
+        self.assertIn("/" + _spoolfile_prefix(), second)
+        self.assertEqual(closed, "True")
+        self.assertIn("was truncated to 4096 bytes while in use", p.stderr)
+
+    def test_replaced_while_mapped(self):
+        r = self.ring()
+        r.push(b"old")
+        os.unlink(self.path)
+        self.make_ring(self.dir, self.geometry)
+        r._check_at = 0
+        with self.assertLogs("gospool", "WARNING") as logs:
+            with self.assertRaises(_ring.RingClosed):
+                r.push(b"into the removed file")
+        self.assertIn("removed or replaced", logs.output[0])
+        self.assertTrue(r.closed)
+
+    def test_descriptor_closed_behind_our_back(self):
+        r = self.ring()
+        r.push(b"a")
+        os.close(r._fd)
+        keep = os.open(os.devnull, os.O_RDONLY)  # takes the number over
+        self.addCleanup(os.close, keep)
+        self.assertEqual(keep, r._fd)
+        r._check_at = 0
+        with self.assertLogs("gospool", "WARNING"):
+            with self.assertRaises(_ring.RingClosed):
+                r.push(b"b")
+        os.fstat(keep)  # not closed by the Ring: it is not its file
+
+
+def _spoolfile_prefix():
+    return support._spoolfile.PREFIX
+
+
+def _with_line(fn, text):
+    import inspect
+    lines, first = inspect.getsourcelines(fn)
+    (i,) = [i for i, line in enumerate(lines) if line.strip() == text]
+    return first + i
+
+
+PUSH_WITH_LINE = _with_line(_ring.Ring.push, "with self._lock:")
+
+
+class TestAfterPublish(RingCase):
+    """Issue 10 item 7: once the record is published the push succeeds;
+    an msync failure is logged; an exception that lands after the publish
+    carries the task's name."""
+
+    def test_msync_failure_is_logged(self):
+        saved = _ring._flush_mapping
+
+        def failing(mm):
+            raise OSError(5, "Input/output error (injected)")
+        _ring._flush_mapping = failing
+        try:
+            r = self.ring(sync=True)
+            with self.assertLogs("gospool", "WARNING") as logs:
+                self.assertEqual(r.push(b"a"), (0, 0))
+            self.assertIn("msync failed", logs.output[0])
+            gospool.configure([self.dir], sync=True)
+            with self.assertLogs("gospool", "WARNING"):
+                self.assertEqual(gospool.spool({b"k": b"v"}), b"ring:1:0")
+        finally:
+            _ring._flush_mapping = saved
+        self.assertEqual(ready_payloads(self.reader)[0], [b"a"])
+
+    def test_exception_at_every_line(self):
+        # Inject at each line of a push (sync on, a sleeper to wake: every
+        # branch after the publish runs). The exception names the task iff
+        # the record was published; the next pushes never overwrite one.
+        self.reader.put32(_ring.OFF_SLEEPERS, 1)
+        r = self.ring(sync=True)
+        expect = []
+        n = 0
+        while True:
+            n += 1
+            payload = b"t-%d" % n
+            with LineInjector(n, {"push", "_msync", "_wake", "_bump32"}, [("push", PUSH_WITH_LINE)]) as inj:
+                try:
+                    lane, seq = r.push(payload)
+                    expect.append(payload)
+                except Injected as e:
+                    name = getattr(e, "gospool_spooled", None)
+                    if name is not None:
+                        expect.append(payload)
+                        self.assertIn("spooling it again would run it twice", "".join(e.__notes__))
+            got = [p for p in ready_payloads(self.reader)[0]]
+            self.assertEqual(got, expect, "injection %d: %s" % (n, inj.message))
+            if name is not None:
+                lane_, seq_ = r.push(b"check")
+                self.assertEqual(name, b"ring:%d:%d" % (lane_, seq_ - 1))
+                expect.append(b"check")
+            for seq, st, _ in self.reader.slots(0):
+                if st == _ring.STATE_READY:
+                    self.reader.put64(self.reader.slot_off(0, seq), _ring.slot_word(seq, _ring.STATE_DONE))
+            expect = []
+            name = None
+            if not inj.fired:
+                break
+        self.assertGreater(n, 30)
+
+
+class TestCFork(RingCase):
+    def test_fork_in_c(self):
+        # uWSGI forks its workers in C: no after-fork hook runs, the child's
+        # descriptor shares the parent's open file and its OFD lock. The
+        # child must open its own before taking a lane, or it would take the
+        # parent's lane (re-locking it through the shared open file).
+        import ctypes
+        r = self.ring()
+        r.push(b"parent-0")
+        rfd, wfd = os.pipe()
+        # PyDLL: the GIL stays held across fork(), as in a C program (a
+        # CDLL call releases it, and another thread could hold it at the fork).
+        pid = ctypes.PyDLL(None).fork()
+        if pid == 0:
+            try:
+                out = repr(r.push(b"child-0")).encode()
+            except BaseException as e:
+                out = repr(e).encode()
+            os.write(wfd, out)
+            os._exit(0)
+        os.close(wfd)
+        with os.fdopen(rfd, "rb") as f:
+            got = f.read().decode()
+        os.waitpid(pid, 0)
+        self.assertEqual(got, "(1, 0)")
+        self.assertEqual(r.push(b"parent-1"), (0, 1))
+        self.assertEqual(ready_payloads(self.reader), {0: [b"parent-0", b"parent-1"], 1: [b"child-0"]})
+
+
+FULL_DISK_PRODUCER = textwrap.dedent("""
+    import errno, os, sys, warnings
+    sys.path.insert(0, sys.argv[2])
+    import gospool
+    from gospool import _ring
+    sys.path.insert(0, os.path.join(sys.argv[2], "tests"))
+    import support
+    d = sys.argv[1]
+    warnings.simplefilter("ignore")
+    gospool.configure([d], full_wait=0)
+    if sys.argv[3] == "fill":
+        print(gospool.spool({b"id": b"before"}).decode(), flush=True)
+        support.fill_disk(d)
+    for i in range(int(sys.argv[4])):
+        try:
+            print(gospool.spool({b"id": b"task-%d" % i}).decode(), flush=True)
+        except OSError as e:
+            print("error", type(e).__name__, e.errno, isinstance(e, ValueError), str(e), flush=True)
+    try:
+        _ring.Ring(os.path.join(d, _ring.FILE_NAME))
+        print("ring opened", flush=True)
+    except _ring.RingError as e:
+        print("ring error", type(e).__name__, e, flush=True)
+""")
+
+
+class TestFullDisk(support.Case):
+    """Issue 10 item 1, on a real 2 MB tmpfs: a producer on a full disk gets
+    a clear exception, never SIGBUS, and leaves no partial spool file."""
+
+    def producer(self, d, mode, n):
+        p = subprocess.run([sys.executable, "-c", FULL_DISK_PRODUCER, d, support.PYTHON_DIR, mode, str(n)],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, "the producer died (-7 is SIGBUS): %s" % p.stderr)
+        return p.stdout.splitlines()
+
+    def test_sparse_ring_then_space_then_full(self):
+        d = support.small_tmpfs(self)
+        g = _ring.Geometry(lanes=2, slots_per_lane=16, lane_bytes=1 << 16, consumers=4)
+        path = os.path.join(d, _ring.FILE_NAME)
+        _ring.create_file(path, g, allocate=False)  # holes, as rings of older versions
+        filler = support.fill_disk(d)
+
+        # The ring's pages have no blocks and the disk has none left: the
+        # producer must not use the ring (a write would be SIGBUS), and the
+        # spool file it writes instead fails with a clear ENOSPC.
+        out = self.producer(d, "", 1)
+        self.assertRegex(out[0], r"^error NoSpaceError 28 True \[Errno 28\] unable to spool job: no space left "
+                                 r"on device in spool directory %s" % d)
+        self.assertRegex(out[1], r"^ring error NoSpaceError ring %s: no space left on device" % path)
+        self.assertEqual(sorted(os.listdir(d)), ["filler", _ring.FILE_NAME], "no partial or temporary file left")
+
+        # Space again: the ring gets its blocks when the producer opens it;
+        # then the disk fills up: the ring keeps taking tasks (no page of it
+        # needs a block any more) until the lane is full, then the spool
+        # files fail cleanly.
+        os.unlink(filler)
+        out = self.producer(d, "fill", 20)
+        self.assertEqual(out[0], "ring:0:0")
+        ring_names = [line for line in out[1:] if line.startswith("ring:")]
+        self.assertEqual(ring_names, ["ring:0:%d" % i for i in range(1, 16)])
+        errors = out[16:-1]
+        self.assertEqual(len(errors), 5)
+        for line in errors:
+            self.assertIn("error NoSpaceError 28 True", line)
+        self.assertEqual(out[-1], "ring opened")
+        reader = support.RingReader(path)
+        self.addCleanup(reader.close)
+        ids = [dict(pairs)[b"id"] for _, _, pairs, _ in reader.take_all()]
+        self.assertEqual(ids, [b"before"] + [b"task-%d" % i for i in range(15)])
+        self.assertEqual(sorted(n for n in os.listdir(d) if n != "filler"), [_ring.FILE_NAME])
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """uWSGI spool files: the encoding (shared vectors with Go), the names, the
-write protocol (O_EXCL, 0600, the lock held while writing, `at` as mtime,
-the priority directory, no partial file left on failure), the special key
+write protocol (O_EXCL, 0600, written under a hidden temporary name and
+linked into place complete, `at` as mtime, the priority directory, no
+partial file left on failure, a kill or a full disk), the special key
 checks."""
 
-import fcntl
 import os
 import socket
 import subprocess
@@ -120,29 +120,19 @@ class TestWriter(support.Case):
         path2 = self.w.write(b"\x11\x00\x00\x00", priority="12")  # the directory exists: fine
         self.assertEqual(os.path.dirname(path2), os.path.dirname(path))
 
-    def test_locked_while_written(self):
-        # Another process trying the lock a spooler takes (non-blocking write
-        # lock over the whole file) must fail while the writer is writing.
+    def test_invisible_while_written(self):
+        # While the bytes are being written, no file with the spool file
+        # prefix exists: a spooler cannot run a half-written task.
         seen = []
 
-        def hook(path):
-            probe = subprocess.run([sys.executable, "-c", """
-import fcntl, os, sys
-fd = os.open(sys.argv[1], os.O_RDWR)
-try:
-    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    print("free")
-except OSError:
-    print("locked")
-""", path], capture_output=True, text=True)
-            seen.append(probe.stdout.strip() or probe.stderr)
-        path = self.w.write(b"\x11\x00\x00\x00", _hook=hook)
-        self.assertEqual(seen, ["locked"])
-        fd = os.open(path, os.O_RDWR)  # and free once written
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        finally:
-            os.close(fd)
+        def hook(tmp):
+            seen.append((os.path.basename(tmp), self.spool_files(self.dir)))
+        path = self.w.write(_spoolfile.encode([(b"k", b"v")], b"body"), _hook=hook)
+        (tmp, during), = seen
+        self.assertTrue(tmp.startswith(_spoolfile.TMP_PREFIX), tmp)
+        self.assertEqual(during, [])
+        self.assertEqual(self.spool_files(self.dir), [path])
+        self.assertEqual(sorted(os.listdir(self.dir)), [os.path.basename(path)], "temporary file removed")
 
     def test_failure_removes_the_file(self):
         paths = []
@@ -175,6 +165,83 @@ except OSError:
         data = _spoolfile.encode([(b"k", b"v")], b"x" * (3 << 20))
         path = self.w.write(data)
         self.assertEqual(os.path.getsize(path), len(data))
+
+
+KILLED_WRITER = """
+import os, sys, time
+sys.path.insert(0, sys.argv[2])
+from gospool import _spoolfile
+
+def park(tmp):
+    print("writing", tmp, flush=True)
+    time.sleep(600)
+
+_spoolfile.Writer(sys.argv[1]).write(_spoolfile.encode([(b"k", b"v")], b"body" * 1000), _hook=park)
+"""
+
+
+class TestWriterCrash(support.Case):
+    def test_killed_mid_write_leaves_no_spool_file(self):
+        # SIGKILL while the bytes are being written: no file a spooler
+        # would run is left behind (uWSGI's protocol leaves one, unlocked).
+        d = self.mkdir()
+        p = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, d, support.PYTHON_DIR],
+                             stdout=subprocess.PIPE, text=True)
+        self.addCleanup(p.stdout.close)
+        line = p.stdout.readline()
+        self.assertTrue(line.startswith("writing "), line)
+        p.kill()
+        p.wait()
+        self.assertEqual(self.spool_files(d), [])
+        (left,) = os.listdir(d)
+        self.assertTrue(left.startswith(_spoolfile.TMP_PREFIX), left)
+
+    def test_exception_after_link_names_the_file(self):
+        # An exception (a signal handler's) landing once the file is in
+        # place: it carries the file's name, and the file stays.
+        d = self.mkdir()
+        w = _spoolfile.Writer(d)
+        real_unlink = os.unlink
+
+        def interrupted(path, *a, **kw):
+            if os.path.basename(path).startswith(_spoolfile.TMP_PREFIX) and self.spool_files(d):
+                os.unlink = real_unlink
+                raise KeyboardInterrupt("injected after the link")
+            return real_unlink(path, *a, **kw)
+        os.unlink = interrupted
+        try:
+            with self.assertRaises(KeyboardInterrupt) as cm:
+                w.write(b"\x11\x00\x00\x00")
+        finally:
+            os.unlink = real_unlink
+        (path,) = self.spool_files(d)
+        self.assertEqual(cm.exception.gospool_spooled, os.fsencode(path))
+        self.assertIn("spooling it again would run it twice", "".join(cm.exception.__notes__))
+        self.assertEqual(sorted(os.listdir(d)), [os.path.basename(path)], "temporary name removed")
+
+
+class TestFullDisk(support.Case):
+    def test_no_space(self):
+        d = support.small_tmpfs(self)
+        w = _spoolfile.Writer(d)
+        support.fill_disk(d)
+        for kw in ({}, {"priority": "3"}):
+            with self.subTest(**kw):
+                with self.assertRaises(_spoolfile.NoSpaceError) as cm:
+                    w.write(_spoolfile.encode([(b"k", b"v")], b"x" * 8192), **kw)
+                e = cm.exception
+                self.assertEqual(e.errno, 28)
+                self.assertIsInstance(e, ValueError)  # as uWSGI's "unable to spool job"
+                self.assertIn("no space left on device in spool directory %s" % d, str(e))
+                self.assertEqual([n for n in os.listdir(d) if n not in ("filler", "3")], [])
+        self.assertEqual(os.listdir(os.path.join(d, "3")), [])
+        # Through gospool.spool, the ring aside: the same exception.
+        import gospool
+        gospool.configure([d], ring=False)
+        with self.assertRaises(OSError) as cm:
+            gospool.spool({b"k": b"v", b"body": b"x" * 8192})
+        self.assertEqual(cm.exception.errno, 28)
+        self.assertIn("spool directory " + d, str(cm.exception))
 
 
 if __name__ == "__main__":

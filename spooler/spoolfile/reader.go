@@ -3,6 +3,7 @@
 package spoolfile
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -189,13 +190,78 @@ func LockHolder(path string) (pid int, locked bool, err error) {
 // ReadFile reads and decodes path without any lock, as uwsgi.parsefile()
 // does, for inspection tools. The file may be changing or being run while it
 // is read. Unlike parsefile it returns the body and ignores the modifiers.
+//
+// A file that does not decode and does not look like a spool file at all
+// (a text file, random bytes: see [notSpoolFile]) gets an error saying so,
+// rather than where the decoding failed; it still wraps the decoding error.
 func ReadFile(path string) (*task.Task, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("spoolfile: %w", readError(path, err))
 	}
 	t, err := Decode(data)
+	if err != nil {
+		if len(data) == 0 {
+			return nil, &hintError{path + ": empty file, not a uWSGI spool file (unless its writer has not written it yet)", err}
+		}
+		if why := notSpoolFile(data); why != "" {
+			return nil, &hintError{path + ": not a uWSGI spool file: " + why, withPath(err, path)}
+		}
+	}
 	return t, withPath(err, path)
+}
+
+// notSpoolFile says why data, which failed to decode, is not a spool file
+// that was damaged or cut short but something else: "" when it may be a
+// spool file. A spool file starts with the header
+//
+//	| modifier1 u8 = 17 | vars size u16 LE | modifier2 u8 = 0 | vars... | body... |
+//
+// (uwsgi.parsefile also takes modifier1 0), and its vars are pairs
+//
+//	| key len u16 LE (> 0) | key | value len u16 LE | value |
+//
+// that fit the announced size. A file cut short keeps a start that fits;
+// a text file or random bytes almost never do.
+func notSpoolFile(data []byte) string {
+	if data[0] != modifier1 && data[0] != 0 {
+		return fmt.Sprintf("it starts with %q, and a spool file's first byte is 17 (0x11)", data[:min(len(data), 4)])
+	}
+	if len(data) < headerLen {
+		return ""
+	}
+	if data[3] != modifier2 {
+		return fmt.Sprintf("its 4th byte is %d, and a spool file's is 0", data[3])
+	}
+	end := headerLen + int(binary.LittleEndian.Uint16(data[1:3]))
+	if end <= len(data) {
+		return "" // the whole vars block is there: a damaged spool file
+	}
+	// Cut short: do the pairs that are there fit the announced size?
+	u16 := func(off int) (int, bool) {
+		if off+2 > len(data) {
+			return 0, false
+		}
+		return int(binary.LittleEndian.Uint16(data[off:])), true
+	}
+	for off := headerLen; off < len(data); {
+		klen, ok := u16(off)
+		if !ok {
+			break // cut inside the key length
+		}
+		if klen == 0 || off+2+klen+2 > end {
+			return fmt.Sprintf("its header announces a %d-byte vars block, and the %d bytes after the header do not start one", end-headerLen, len(data)-headerLen)
+		}
+		vlen, ok := u16(off + 2 + klen)
+		if !ok {
+			break
+		}
+		if off+2+klen+2+vlen > end {
+			return fmt.Sprintf("its header announces a %d-byte vars block, and the %d bytes after the header do not start one", end-headerLen, len(data)-headerLen)
+		}
+		off += 2 + klen + 2 + vlen
+	}
+	return ""
 }
 
 // hintError is an error with a message for a person: what went wrong with

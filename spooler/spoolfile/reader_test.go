@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gospool/gospool/internal/testproc"
 	"github.com/gospool/gospool/spooler/task"
 )
 
@@ -249,10 +250,7 @@ func TestOpenSeesClassicLock(t *testing.T) {
 }
 
 func TestPythonLockfConflicts(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not on PATH")
-	}
+	py := testproc.NeedPython3(t)
 	path := writeTask(t, task.New("k", "v"))
 	f, err := Open(path)
 	if err != nil {

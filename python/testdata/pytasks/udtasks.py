@@ -72,8 +72,8 @@ def rawargs(*args, **kwargs):
     return uwsgi.SPOOL_OK
 
 
-# The function of shared/fixtures/uwsgi-spool 05-decorator-args (a copy is
-# in spooler/spoolfile/testdata/uwsgi-spool).
+# The function of the uWSGI fixture 05-decorator-args, in
+# spooler/spoolfile/testdata/uwsgi-spool.
 @spool(pass_arguments=True)
 def send_mail(to, subject, retries=3, tags=None):
     record("send_mail", args=repr((to, subject)), kwargs=repr({"retries": retries, "tags": tags}))
