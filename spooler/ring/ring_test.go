@@ -28,12 +28,12 @@ func newRing(t testing.TB, g Geometry) (*Ring, string) {
 }
 
 func TestLayoutAlignment(t *testing.T) {
-	for _, off := range []int{offSpooled, offSpilled, offDone, offRetried, offFailed, offIgnored, offCorrupt, offInFlight} {
+	for _, off := range []int{offSpooled, offSpilled, offDone, offRetried, offFailed, offIgnored, offCorrupt, offInFlight, offSyncErrors} {
 		if off%8 != 0 {
 			t.Errorf("counter at %d is not 8-aligned", off)
 		}
 	}
-	for _, off := range []int{offFileSeq, offRecoverSeq, offWakeSeq, offSleepers, conGen, conPid, conSleeping} {
+	for _, off := range []int{offFileSeq, offRecoverSeq, offWakeSeq, offSleepers, offRetired, conGen, conPid, conSleeping} {
 		if off%4 != 0 {
 			t.Errorf("word at %d is not 4-aligned", off)
 		}
