@@ -251,7 +251,7 @@ func openFile(f *os.File, opts Options) (*Ring, error) {
 	if err != nil {
 		switch {
 		case errors.Is(err, ErrTruncated) || errors.Is(err, ErrCorruptHeader):
-			return nil, fmt.Errorf("%w (remove it when no gospool process uses it; tasks in it are lost, spool files are not)", err)
+			return nil, fmt.Errorf("%w (start or restart gospool run on this directory: its master moves the file aside and saves the tasks in it as spool files)", err)
 		case errors.Is(err, ErrVersion):
 			return nil, fmt.Errorf("%w; use the same gospool release for every process on this spool directory, or remove the file when no gospool process uses it (tasks in it are lost, spool files are not)", err)
 		case errors.Is(err, ErrNotRing):

@@ -475,7 +475,7 @@ func TestOpenRejectsBadFiles(t *testing.T) {
 	}{
 		{"version 3", mutate(func(b []byte) { binary.LittleEndian.PutUint32(b[offVersion:], 3) }), "use the same gospool release"},
 		{"not a ring", []byte(strings.Repeat("hello", 1000)), "move the file away"},
-		{"truncated", good[:len(good)-1], "remove it when no gospool process uses it"},
+		{"truncated", good[:len(good)-1], "its master moves the file aside and saves the tasks in it"},
 	}
 	for _, h := range hints {
 		t.Run("hint "+h.name, func(t *testing.T) {
