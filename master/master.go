@@ -66,6 +66,10 @@ type master struct {
 	args       []string
 	generation int
 
+	// See checkRings.
+	oldRings    []oldRing
+	ringTrouble map[string]string // ring path: the problem last logged
+
 	procs      map[*proc]bool
 	exits      chan exited
 	respawn    []*proc // respawns held back by the forkbomb throttle
@@ -90,6 +94,7 @@ type master struct {
 func runMaster(ctx context.Context, cfg *Config) error {
 	m := &master{cfg: cfg, procs: map[*proc]bool{}, exits: make(chan exited, 16),
 		respawns: map[string]int{}, lastDeath: map[scoreboard.Role]time.Time{}, fastDeaths: map[scoreboard.Role]int{}}
+	m.ringTrouble = map[string]string{}
 	defer m.close()
 	if err := m.setup(); err != nil {
 		return err
@@ -126,6 +131,7 @@ func runMaster(ctx context.Context, cfg *Config) error {
 		case e := <-m.exits:
 			m.reap(e)
 		case <-tick.C:
+			m.checkRings()
 			m.checkHarakiri()
 			m.checkMercy()
 			m.flushRespawns()
@@ -188,6 +194,12 @@ func (m *master) setup() error {
 			return err
 		}
 		r, err := m.openRing(abs[i], s.Config.Ring)
+		if errors.Is(err, syscall.ENOSPC) {
+			// A full disk: no ring file, so producers write spool files
+			// (and get a clear ENOSPC there while it lasts).
+			cfg.Logger.Printf("master: %v", err)
+			r, err = ring.NewPrivate(filepath.Join(abs[i], ring.FileName), s.Config.Ring)
+		}
 		if err != nil {
 			return fmt.Errorf("master: %w", err)
 		}
@@ -343,6 +355,9 @@ func (m *master) close() {
 	}
 	for _, r := range m.rings {
 		r.Close()
+	}
+	for _, o := range m.oldRings {
+		o.r.Close()
 	}
 	if m.board != nil {
 		m.board.Close()

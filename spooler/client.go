@@ -38,6 +38,7 @@ type Client struct {
 	mu       sync.Mutex
 	producer *ring.Producer // nil until first use, or when no lane was free
 	noLaneAt time.Time      // when Producer last failed with ErrNoLane
+	retired  []retiredRing  // rings whose file was replaced, kept mapped until Close
 }
 
 // ClientOptions tune a Client.
@@ -155,8 +156,11 @@ func (c *Client) Spool(ctx context.Context, t *Task) (string, error) {
 		if err == nil {
 			return "", nil
 		}
-		if !errors.Is(err, ring.ErrFull) && !errors.Is(err, ring.ErrTooLarge) && !errors.Is(err, ring.ErrNoLane) {
+		if !errors.Is(err, ring.ErrFull) && !errors.Is(err, ring.ErrTooLarge) && !errors.Is(err, ring.ErrNoLane) && !errors.Is(err, ring.ErrRetired) {
 			return "", err
+		}
+		if errors.Is(err, ring.ErrRetired) {
+			c.forgetRing(r) // the file was replaced or broke: open it again next time
 		}
 		path, err := c.files.Write(t)
 		if err != nil {
@@ -233,6 +237,9 @@ func (c *Client) push(r *ring.Ring, t *Task) error {
 func (c *Client) lane(r *ring.Ring) (*ring.Producer, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if r != c.ring {
+		return nil, ring.ErrRetired // forgotten by another goroutine meanwhile
+	}
 	if c.producer != nil {
 		return c.producer, nil
 	}
@@ -248,6 +255,26 @@ func (c *Client) lane(r *ring.Ring) (*ring.Producer, error) {
 	return p, nil
 }
 
+// forgetRing stops using r, a retired ring (see ring.ErrRetired), so that
+// the next Spool opens the directory's ring file again. r stays mapped
+// until Close: other goroutines may still be pushing into it (their pushes
+// fail with ErrRetired and spill to files).
+func (c *Client) forgetRing(r *ring.Ring) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ring != r {
+		return
+	}
+	c.retired = append(c.retired, retiredRing{r, c.producer})
+	c.ring, c.producer = nil, nil
+	c.lookedAt = time.Time{}
+}
+
+type retiredRing struct {
+	r *ring.Ring
+	p *ring.Producer // nil if no lane was taken
+}
+
 // Close releases the ring lane. Tasks already spooled are unaffected.
 func (c *Client) Close() error {
 	c.mu.Lock()
@@ -261,6 +288,13 @@ func (c *Client) Close() error {
 		errs = append(errs, c.ring.Close())
 		c.ring, c.attach = nil, nil
 	}
+	for _, o := range c.retired {
+		if o.p != nil {
+			o.p.Close()
+		}
+		o.r.Close() // its file is gone or broken: nothing to report
+	}
+	c.retired = nil
 	return errors.Join(errs...)
 }
 

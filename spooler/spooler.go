@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gospool/gospool/spooler/record"
@@ -351,7 +352,16 @@ func (s *Spooler) Run(ctx context.Context) error {
 	defer stopTaking()
 	defer cancelHandlers()
 
-	r, err := ring.Create(filepath.Join(s.dir, ring.FileName), s.cfg.Ring)
+	ringPath := filepath.Join(s.dir, ring.FileName)
+	r, err := ring.Create(ringPath, s.cfg.Ring)
+	if _, damaged := ring.Damaged(ringPath, err); damaged || errors.Is(err, syscall.ENOSPC) {
+		// A full disk or a damaged ring file (the master saves what it can
+		// of it and makes a new one): producers write spool files, which
+		// this spooler serves on a ring of its own that nobody writes
+		// into, until the ring file can be used (see the Check below).
+		s.log.Printf("[spooler %s] %v; serving spool files only until the ring file can be used", s.dir, err)
+		r, err = ring.NewPrivate(ringPath, s.cfg.Ring)
+	}
 	if err != nil {
 		return fmt.Errorf("spooler: %w", err)
 	}
@@ -437,6 +447,15 @@ func (s *Spooler) Run(ctx context.Context) error {
 				s.log.Printf("[spooler %s] %d task(s) of a dead spooler process put back in the ring", s.dir, n)
 			}
 			release = now.Add(s.cfg.ReleaseInterval)
+			// The ring file removed, replaced or cut short under us: run
+			// what is still ready in it, then stop, so that the process
+			// starts again on the directory's ring (the master moves what
+			// producers publish into the old file meanwhile).
+			if err := r.Check(); err != nil && !cons.Peek() {
+				s.log.Printf("[spooler %s pid: %d] %v; stopping, to start again on the directory's ring", s.dir, os.Getpid(), err)
+				stopErr = err
+				break
+			}
 		}
 		if s.cfg.Frequency > 0 && !now.Before(scanAt) {
 			needScan.Store(true)
@@ -752,6 +771,17 @@ func (s *Spooler) run(ctx context.Context, j *job) {
 // harakiri runs on the job's timer when the handler is still running after
 // Config.Harakiri: unless the handler returned meanwhile, it cancels the
 // handler's context and settles the task as a failed attempt.
+//
+// Settling now lets the retry start while a handler that ignores its
+// context still runs: an overlap that uWSGI avoids by killing the process,
+// which Go cannot do to a goroutine. The overlap is accepted, not fixed,
+// because the alternative is worse: keeping the task unsettled until the
+// handler returns would leave a handler that never returns holding its
+// task forever when no supervisor kills the process (the library used
+// without gospool's master). Under the master the overlap is bounded: the
+// retry waits its backoff, and the master's harakiri kills the spooler
+// process once OnTaskEnd stays unsent past Harakiri. Handlers must be
+// idempotent anyway (delivery is at least once).
 func (s *Spooler) harakiri(j *job, t *Task, cancel context.CancelCauseFunc) {
 	if !j.watch.settled.CompareAndSwap(false, true) {
 		return // the handler returned first and settles the task itself

@@ -125,6 +125,9 @@ func (s *Session) Failed() error {
 	names, _ := filepath.Glob(filepath.Join(s.Dir, prefixError+"*"))
 	slices.Sort(names)
 	for _, n := range names {
+		if strings.HasSuffix(n, ".tmp") {
+			continue // being written: the report is its renamed copy
+		}
 		b, err := os.ReadFile(n)
 		if err != nil {
 			continue

@@ -302,7 +302,7 @@ def _round_up(n, to):
     return (n + to - 1) // to * to
 
 
-_REMOVE_HINT = " (remove it when no gospool process uses it; tasks in it are lost, spool files are not)"
+_REMOVE_HINT = " (start or restart gospool run on this directory: its master moves the file aside and saves the tasks in it as spool files)"
 
 
 def decode_header(h, file_len):

@@ -5,8 +5,12 @@ import (
 	"hash/crc32"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
+
+	"github.com/gospool/gospool/internal/failpoint"
 )
 
 // Consumer claims records from every lane of the ring and marks them done.
@@ -27,7 +31,17 @@ type Consumer struct {
 	recoverSeq  uint32
 	lastFileSeq uint32
 	closed      bool
+	rescan      atomic.Bool // set by ReleaseDead: reset the cursors
 }
+
+// Failpoints on the consumer's side, each a window in which a kill leaves
+// two header words out of step (see the package doc's crash recovery).
+const (
+	FailpointSleepCounted    = "ring-consumer-sleep-counted"    // Wait: sleepers raised, flag not yet
+	FailpointSleepUncounting = "ring-consumer-sleep-uncounting" // flag lowered, sleepers not yet
+	FailpointReleased        = "ring-consumer-released"         // Release: ready again, recover seq not bumped
+	FailpointReleasedDead    = "ring-release-dead-released"     // releaseDead: the same
+)
 
 // Record is a claimed record. Payload points into the shared mapping and
 // stays valid, unchanged, until [Consumer.Done] or [Consumer.Release]: the
@@ -76,6 +90,17 @@ func (r *Ring) Consumer() (*Consumer, error) {
 		}
 		return nil, err
 	}
+	c, err := r.attachConsumer(i)
+	if err != nil { // the mapping faulted (see health.go)
+		r.giveBack(i, r.consumerOff(i), r.consumersHere)
+		return nil, err
+	}
+	c.ReleaseDead()
+	return c, nil
+}
+
+func (r *Ring) attachConsumer(i int) (_ *Consumer, err error) {
+	defer r.guard(&err, debug.SetPanicOnFault(true))
 	off := r.consumerOff(i)
 	gen := r.m.u32(off+conGen).Add(1) & 0xFFFF
 	r.m.u32(off + conPid).Store(uint32(os.Getpid()))
@@ -84,8 +109,7 @@ func (r *Ring) Consumer() (*Consumer, error) {
 	c := &Consumer{r: r, entry: i, owner: ownerOf(i, gen), cursor: make([]uint64, r.geo.Lanes)}
 	c.clearSleeping(i)
 	c.recoverSeq = r.m.u32(offRecoverSeq).Load()
-	c.lastFileSeq = r.FileSeq()
-	c.ReleaseDead()
+	c.lastFileSeq = r.m.u32(offFileSeq).Load()
 	return c, nil
 }
 
@@ -96,6 +120,7 @@ func (c *Consumer) Entry() int { return c.entry }
 // there is none. A record that fails its checks is dropped and returned as a
 // *CorruptError, with ok false; call Claim again.
 func (c *Consumer) Claim() (rec Record, ok bool, err error) {
+	defer c.r.guard(&err, debug.SetPanicOnFault(true))
 	if c.closed {
 		return Record{}, false, ErrClosed
 	}
@@ -103,8 +128,9 @@ func (c *Consumer) Claim() (rec Record, ok bool, err error) {
 }
 
 // Peek reports whether some lane has a ready record, without claiming it.
-func (c *Consumer) Peek() bool {
-	_, ok, _ := c.scan(false)
+func (c *Consumer) Peek() (ok bool) {
+	defer c.r.guard(nil, debug.SetPanicOnFault(true))
+	_, ok, _ = c.scan(false)
 	return ok
 }
 
@@ -115,9 +141,14 @@ const laneBurst = 64
 func (c *Consumer) scan(claim bool) (Record, bool, error) {
 	r := c.r
 	m := r.m
-	if rs := m.u32(offRecoverSeq).Load(); rs != c.recoverSeq {
-		// Claimed records went back to ready somewhere: look again from the tails.
+	if r.broken.Load() {
+		return Record{}, false, nil // nothing to claim, ever (see health.go)
+	}
+	if rs := m.u32(offRecoverSeq).Load(); rs != c.recoverSeq || c.rescan.Load() {
+		// Claimed records went back to ready somewhere (or may have, see
+		// ReleaseDead): look again from the tails.
 		c.recoverSeq = rs
+		c.rescan.Store(false)
 		clear(c.cursor)
 	}
 	L := r.geo.Lanes
@@ -205,16 +236,24 @@ func (c *Consumer) Done(rec Record) error {
 }
 
 // Release puts a claimed record back, ready for any consumer.
+//
+// The record is ready for anyone from its compare-and-swap on, but
+// consumers whose cursor is past it see it only after the recover seq
+// changes. A process killed between the two leaves it unseen until every
+// consumer's next [Consumer.ReleaseDead], which looks again from the tails
+// whatever the recover seq says.
 func (c *Consumer) Release(rec Record) error {
 	err := c.finish(rec, stateReady)
 	if err == nil {
+		failpoint.Inject(FailpointReleased)
 		c.r.m.u32(offRecoverSeq).Add(1)
 		c.r.wake()
 	}
 	return err
 }
 
-func (c *Consumer) finish(rec Record, state uint8) error {
+func (c *Consumer) finish(rec Record, state uint8) (err error) {
+	defer c.r.guard(&err, debug.SetPanicOnFault(true))
 	m := c.r.m
 	word := m.u64(c.r.slotOff(rec.Lane, rec.Seq) + slotWord)
 	if !word.CompareAndSwap(slotWordOf(rec.Seq, stateClaimed, c.owner), slotWordOf(rec.Seq, state, 0)) {
@@ -230,6 +269,7 @@ func (c *Consumer) finish(rec Record, state uint8) error {
 // NoteTask counts a task this consumer finished outside the ring (a spool
 // file), so that the per-consumer count in [Stats] covers every task.
 func (c *Consumer) NoteTask() {
+	defer c.r.guard(nil, debug.SetPanicOnFault(true))
 	c.r.m.u64(c.r.consumerOff(c.entry) + conTasks).Add(1)
 }
 
@@ -240,6 +280,7 @@ func (c *Consumer) NoteTask() {
 // while some consumer sleeps. Whoever makes more true must call
 // [Ring.WakeAll] afterwards, so that a sleeper looks again.
 func (c *Consumer) Wait(d, spin time.Duration, more func() bool) {
+	defer c.r.guard(nil, debug.SetPanicOnFault(true))
 	ready := func() bool {
 		return c.Peek() || c.r.FileSeq() != c.lastFileSeq || (more != nil && more())
 	}
@@ -263,8 +304,13 @@ func (c *Consumer) Wait(d, spin time.Duration, more func() bool) {
 	}
 	seen := m.u32(offWakeSeq).Load()
 	flag := m.u32(c.r.consumerOff(c.entry) + conSleeping)
-	flag.Store(1)
+	// The count first, then the flag: a consumer killed between the two
+	// leaves the count one too high (producers pay a wake syscall nobody
+	// needed, until the recount in releaseDead heals it), never one too
+	// low (producers would skip the wake of a live sleeper for good).
 	m.u32(offSleepers).Add(1)
+	failpoint.Inject(FailpointSleepCounted)
+	flag.Store(1)
 	if !ready() {
 		futexWait(m.addr(offWakeSeq), seen, d)
 	}
@@ -274,15 +320,46 @@ func (c *Consumer) Wait(d, spin time.Duration, more func() bool) {
 // clearSleeping takes entry i out of the sleepers count if it is in it.
 func (c *Consumer) clearSleeping(i int) { c.r.clearSleeping(i) }
 
+// clearSleeping lowers the flag, then the count: the reverse order of
+// Wait's, so a kill between the two again leaves the count too high.
 func (r *Ring) clearSleeping(i int) {
 	if r.m.u32(r.consumerOff(i)+conSleeping).CompareAndSwap(1, 0) {
+		failpoint.Inject(FailpointSleepUncounting)
 		r.m.u32(offSleepers).Add(^uint32(0))
+	}
+}
+
+// healSleepers sets the sleepers count to the number of raised sleeping
+// flags when the two disagreed, identically, at this look and the one
+// before. A live consumer is out of step for a few instructions only (in
+// Wait between the count and the flag, in clearSleeping between the flag
+// and the count), so a difference that stays the same from one periodic
+// look to the next was left by a killed consumer. A consumer stopped (by
+// SIGSTOP, say) inside that window for longer than a period would be
+// miscounted by one, which the next looks repair in turn.
+func (r *Ring) healSleepers() {
+	m := r.m
+	before := m.u32(offSleepers).Load()
+	flags := uint32(0)
+	for i := 0; i < r.geo.Consumers; i++ {
+		flags += m.u32(r.consumerOff(i)+conSleeping).Load() & 1
+	}
+	count := m.u32(offSleepers).Load()
+	if count == flags || count != before {
+		r.sleepDrift.Store(0) // in step, or moving under us: nothing to trust
+		return
+	}
+	drift := uint64(count)<<32 | uint64(flags) | 1<<63
+	if r.sleepDrift.Swap(drift) == drift {
+		m.u32(offSleepers).CompareAndSwap(count, flags)
+		r.sleepDrift.Store(0)
 	}
 }
 
 // FileSeqChanged reports whether a producer spilled a task to the directory
 // since the last call, and remembers the current value.
-func (c *Consumer) FileSeqChanged() bool {
+func (c *Consumer) FileSeqChanged() (changed bool) {
+	defer c.r.guard(nil, debug.SetPanicOnFault(true))
 	s := c.r.FileSeq()
 	if s == c.lastFileSeq {
 		return false
@@ -298,7 +375,15 @@ func (c *Consumer) FileSeqChanged() bool {
 // starts and from time to time; a master calls [Ring.ReleaseDead] at once
 // when it reaps a child, so that the child's tasks run again without waiting
 // for a spooler's next look.
-func (c *Consumer) ReleaseDead() int {
+//
+// It also makes this consumer's next claim look at every lane from its
+// tail: a record released by a process killed before it could bump the
+// recover seq is behind every cursor, and this is how it is found again
+// (at the cost of one walk from the tails per call). And it heals the
+// sleepers count (see healSleepers). It may be called from any goroutine.
+func (c *Consumer) ReleaseDead() (released int) {
+	defer c.r.guard(nil, debug.SetPanicOnFault(true))
+	c.rescan.Store(true)
 	return c.r.releaseDead(c.entry, c.owner)
 }
 
@@ -360,7 +445,9 @@ func (r *Ring) releaseDead(self int, selfOwner uint32) int {
 			r.clearSleeping(i)
 		}
 	}
+	r.healSleepers()
 	if released > 0 {
+		failpoint.Inject(FailpointReleasedDead)
 		m.u32(offRecoverSeq).Add(1)
 		r.wakeN(released) // one sleeper per record, as if each were published again
 	}
@@ -375,12 +462,10 @@ func (c *Consumer) Close() error {
 	}
 	c.closed = true
 	r := c.r
-	c.clearSleeping(c.entry)
-	r.m.u32(r.consumerOff(c.entry) + conPid).Store(0)
-	r.mu.Lock()
-	delete(r.consumersHere, c.entry)
-	err := unlockByte(r.f, int64(r.consumerOff(c.entry)))
-	r.mu.Unlock()
-	r.release()
-	return err
+	func() {
+		defer r.guard(nil, debug.SetPanicOnFault(true))
+		c.clearSleeping(c.entry)
+		r.m.u32(r.consumerOff(c.entry) + conPid).Store(0)
+	}()
+	return r.giveBack(c.entry, r.consumerOff(c.entry), r.consumersHere)
 }

@@ -55,6 +55,23 @@
 //     them back to READY and wakes a consumer, and they run again. The
 //     owner's generation, bumped each time an entry is taken, keeps a new
 //     process in the same entry from being mistaken for the dead one.
+//   - A record goes back to READY (a consumer's [Consumer.Release], or a
+//     ReleaseDead) with a CAS, and then the recover seq is bumped so that
+//     live consumers, whose cursors are past it, look again from the
+//     tails. A process killed between the two leaves a READY record nobody
+//     looks at; every consumer's periodic [Consumer.ReleaseDead] resets its
+//     cursors whatever the recover seq says, so the record runs within one
+//     period.
+//   - The sleepers count and a consumer's sleeping flag are two words, so a
+//     kill between their updates leaves them out of step. Wait raises the
+//     count before the flag and clearSleeping lowers the flag before the
+//     count: a kill leaves the count one too high (a producer pays a wake
+//     syscall nobody needed), never too low (a producer would skip the
+//     wake of a live sleeper, which then waits out its timeout every
+//     time). ReleaseDead clears the flags of dead consumers, then sets the
+//     count to the number of raised flags when both disagreed in the same
+//     way at two looks in a row (a live consumer is out of step for a few
+//     instructions only).
 //   - A slot word is never written by two parties without a CAS: the
 //     producer writes only slots beyond the tail (no consumer owns them), and
 //     consumers change only READY or their own CLAIMED records.
@@ -65,10 +82,35 @@
 //   - Counters in the header are statistics: a process killed between a
 //     publish and its counter update leaves them off by one. The slots are
 //     the truth, and [Ring.Stats] walks them.
+//   - The file is created with its blocks allocated, under a temporary
+//     name, and linked into place only then: no process ever maps a hole,
+//     so a full disk cannot fault a store into the mapping. When the
+//     blocks cannot be had (ENOSPC), there is no ring: producers write
+//     spool files and the spoolers serve them on a private ring
+//     ([NewPrivate]) until the file can be created.
+//   - A file truncated or replaced under running processes: every method
+//     that touches the mapping turns a fault (SIGBUS) into an error and
+//     swaps the mapping for zeroed private memory, so the process lives
+//     and finds nothing more in the ring; [Ring.Check] on every process's
+//     periodic tick (and in Push, at most once a second) compares the
+//     open file with its size and with the file its path names. Either
+//     finding raises the header's retired word. A producer loads that word
+//     after its publishing store, and the process that raised it looks at
+//     the lanes after raising it; with sequentially consistent atomics one
+//     of them sees the other: the record is claimed and runs, or the
+//     producer takes it back with a CAS (READY to DONE) and Push fails, so
+//     the caller spools the task elsewhere. Consumers of a replaced file
+//     run what is ready in it, then start again on the new file; a master
+//     moves what is still ready into the new file ([Ring.MoveTo]).
+//     Records in a truncated part of a file are gone with it.
 //
 // With [Options.Sync] every publish is followed by msync, so an acknowledged
 // task also survives a power loss; without it, it survives the crash of any
 // process, including the master, since the file's pages belong to the kernel.
+// An msync that fails comes after the publish, when a consumer may already
+// run the record: Push then succeeds (an error would make its caller spool
+// the task again, and it would run twice) and the failure is counted in the
+// header's sync errors ([Stats.SyncErrors]).
 //
 // # Concurrency
 //
@@ -81,5 +123,14 @@
 // A claimed record holds its lane's space until it is done: a very long task
 // at a lane's tail can fill the lane, and later tasks of that producer spill
 // to spool files (they still run, a little slower). Locks are Linux OFD
-// locks: the ring is Linux-only, on a local filesystem.
+// locks: the ring is Linux-only, on a local filesystem. On a copy-on-write
+// filesystem (btrfs, ZFS) allocated blocks do not guarantee that a later
+// write finds space: a full disk there makes Push fail with ErrRetired
+// (never a signal), and Python producers, which have no fault guard, may
+// die. A consumer's [Record.Payload] points into the mapping: a file
+// truncated between a claim and the end of the payload's use faults
+// outside this package's guards (the window is the decoding of one task;
+// after the next Check or guarded fault the mapping is safe memory).
+// Python producers do not look at the retired word yet: a replaced file
+// can take their records until their process opens the ring again.
 package ring

@@ -23,7 +23,10 @@ import (
 //	32      8     lane stride (bytes)         creator
 //	40      8     file size (bytes)           creator
 //	48      4     CRC-32 of bytes 0..47       creator
-//	52      12    reserved (zero)
+//	52      4     retired     non-zero: the file was found removed,
+//	                          replaced or short; producers publish no more
+//	56      8     sync errors msync failures after a publish (the task
+//	                          was spooled; only its power-loss safety failed)
 //	--- cache line 64: producer counters ---
 //	64      8     spooled   tasks published into the ring
 //	72      8     spilled   tasks written as spool files instead
@@ -88,6 +91,11 @@ const (
 	offFileSize  = 40
 	offChecksum  = 48
 	checksummed  = 48
+	// Bytes 52..63 were reserved (zero) and outside the checksum, so the
+	// two words below need no new version: a reader that ignores them (an
+	// older gospool, a Python producer that does not look) sees zero.
+	offRetired    = 52
+	offSyncErrors = 56
 
 	offSpooled    = 64
 	offSpilled    = 72
@@ -166,8 +174,10 @@ type Geometry struct {
 }
 
 // DefaultGeometry is what gospool creates unless told otherwise: 32 lanes of
-// 8192 records and 1 MiB each, 48 consumers; a 41 MiB sparse file, of which
-// only the pages in use take memory.
+// 8192 records and 1 MiB each, 48 consumers; a 41 MiB file. Its blocks are
+// allocated when it is created (a sparse file would make a full disk kill
+// producers with SIGBUS), so on a tmpfs spool directory it takes 41 MiB of
+// memory; choose a smaller geometry there if that matters.
 func DefaultGeometry() Geometry {
 	return Geometry{Lanes: 32, SlotsPerLane: 8192, LaneBytes: 1 << 20, Consumers: MaxConsumers}
 }

@@ -40,9 +40,9 @@ func TestMain(m *testing.M) {
 // roleProducer pushes RING_COUNT records "PREFIX-N" into RING_PATH and
 // prints "ack PREFIX-N" after each push that returned nil. A full lane is
 // retried after a short sleep (the spooler spills instead; here the test
-// wants every record in the ring).
+// wants every record in the ring). RING_SYNC set: Options.Sync.
 func roleProducer() error {
-	r, err := Open(os.Getenv("RING_PATH"), Options{})
+	r, err := Open(os.Getenv("RING_PATH"), Options{Sync: os.Getenv("RING_SYNC") != ""})
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
+	"runtime/debug"
 	"sync"
 
 	"github.com/gospool/gospool/internal/failpoint"
@@ -37,7 +38,14 @@ const (
 	FailpointPayloadWritten = "ring-producer-payload-written"
 	FailpointPublished      = "ring-producer-published"
 	FailpointHeadAdvanced   = "ring-producer-head-advanced"
+	FailpointRetiredChecked = "ring-producer-retired-checked"
 )
+
+// FailpointSyncFails, unlike the others, parks nothing: it makes every
+// msync after a publish fail, as a disk error would.
+const FailpointSyncFails = "ring-producer-sync-fails"
+
+var syncFails = os.Getenv(failpoint.EnvVar) == FailpointSyncFails
 
 // Producer takes a free lane for this process. It fails with ErrNoLane when
 // every lane belongs to another live producer; callers then spill to spool
@@ -56,9 +64,18 @@ func (r *Ring) Producer() (*Producer, error) {
 		return nil, err
 	}
 	p := &Producer{r: r, lane: lane, base: r.laneBase(lane), pid: uint32(os.Getpid())}
-	p.recover()
+	if err := p.recoverGuarded(); err != nil { // the mapping faulted (see health.go)
+		r.giveBack(lane, p.base, r.lanesHere)
+		return nil, err
+	}
 	failpoint.Inject(FailpointLaneTaken)
 	return p, nil
+}
+
+func (p *Producer) recoverGuarded() (err error) {
+	defer p.r.guard(&err, debug.SetPanicOnFault(true))
+	p.recover()
+	return nil
 }
 
 // Lane is the index of the lane this producer owns.
@@ -147,16 +164,45 @@ func (p *Producer) place(n int) (uint64, bool) {
 // [Geometry.MaxRecord] returns ErrTooLarge, and the caller spills the task
 // to a spool file. When Push returns nil the record is in the shared
 // mapping and survives the death of any process (and, with Options.Sync, a
-// power loss).
-func (p *Producer) Push(payload []byte) error {
+// power loss, unless the msync failed: that is counted in [Stats.SyncErrors]
+// and not returned, since the record is published and will run). When Push
+// returns an error, the record was not published.
+func (p *Producer) Push(payload []byte) (err error) {
 	if len(payload) > p.r.geo.MaxRecord() {
 		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(payload), p.r.geo.MaxRecord())
 	}
 	crc := crc32.ChecksumIEEE(payload)
+	now := monotonicNanos()
+	// Is the file still the one its path names, and whole? Two stat calls,
+	// at most once a second per Ring, before the lane's mutex is taken.
+	// Alone it leaves a second's window; the retired word below closes it.
+	p.r.maybeCheck(now)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.push(payload, crc, now)
+}
+
+// push is Push with the lane's mutex held. (Two functions with one defer
+// each, so that the compiler inlines the defers: a function with more
+// defers times return statements pays the runtime's defer records.)
+func (p *Producer) push(payload []byte, crc uint32, now int64) (err error) {
+	// A fault in the mapping (the file was truncated, or a sparse file
+	// met a full disk) becomes an error, unless the record was published
+	// already: then it exists and the caller must not spool it again.
+	published := false
+	defer func(old bool) {
+		debug.SetPanicOnFault(old)
+		if e := recover(); e != nil {
+			if fault := p.r.faulted(e); !published {
+				err = fault
+			}
+		}
+	}(debug.SetPanicOnFault(true))
 	if p.closed {
 		return ErrClosed
+	}
+	if err := p.r.usable(); err != nil {
+		return err
 	}
 	m := p.r.m
 	S := uint64(p.r.geo.SlotsPerLane)
@@ -192,11 +238,13 @@ func (p *Producer) Push(payload []byte) error {
 	m.u64(off + slotData).Store(pos)
 	m.u32(off + slotLength).Store(uint32(len(payload)))
 	m.u32(off + slotCRC).Store(crc)
-	m.u64(off + slotStamp).Store(uint64(monotonicNanos()))
+	m.u64(off + slotStamp).Store(uint64(now))
 	failpoint.Inject(FailpointPayloadWritten)
 
 	// 3. Publish: one aligned 8-byte store. From here on the record exists.
-	word.Store(slotWordOf(seq, stateReady, 0))
+	ready := slotWordOf(seq, stateReady, 0)
+	word.Store(ready)
+	published = true
 	failpoint.Inject(FailpointPublished)
 
 	// 4. Tell the lane's next owner where we are.
@@ -206,9 +254,33 @@ func (p *Producer) Push(payload []byte) error {
 	m.u64(p.base + laneHead).Store(p.head)
 	failpoint.Inject(FailpointHeadAdvanced)
 
+	// 5. Was the ring retired while we wrote (see Check)? Our READY store
+	// comes before this load, and the retiring process raises the word
+	// before it looks at the lanes (Go's atomics are sequentially
+	// consistent): so either it sees the record and a consumer of this
+	// file takes it, or we see the word. Then we take the record back
+	// with the same compare-and-swap a consumer would claim it with:
+	// exactly one of us wins. Taken back, it is done (the lane reuses its
+	// space) and the caller spools the task elsewhere; claimed, it runs.
+	if m.u32(offRetired).Load() != 0 || p.r.broken.Load() {
+		if word.CompareAndSwap(ready, slotWordOf(seq, stateDone, 0)) {
+			published = false
+			if err := p.r.usable(); err != nil {
+				return err
+			}
+			return fmt.Errorf("ring %s: %w", p.r.path, ErrRetired)
+		}
+	}
+	failpoint.Inject(FailpointRetiredChecked)
+
 	if p.r.sync {
-		if err := msync(m); err != nil {
-			return fmt.Errorf("ring %s: msync: %w", p.r.path, err)
+		// The task is spooled since step 3: a consumer may run it already.
+		// An error now would make the caller spool it again and the task
+		// run twice, so a failed msync (the record survives any crash but
+		// perhaps not a power loss) is counted in the header, for
+		// `gospool stats` and monitoring, and Push succeeds.
+		if err := msync(m); err != nil || syncFails {
+			m.u64(offSyncErrors).Add(1)
 		}
 	}
 	m.u64(offSpooled).Add(1)
@@ -236,6 +308,7 @@ func (p *Producer) Push(payload []byte) error {
 // owned by producers of this process are skipped: their locks belong to
 // this Ring's own open file, which cannot conflict with itself.
 func (r *Ring) RecoverLanes() (lanes, torn int) {
+	defer r.guard(nil, debug.SetPanicOnFault(true))
 	if err := r.acquire(); err != nil {
 		return 0, 0
 	}
@@ -291,12 +364,9 @@ func (p *Producer) Close() error {
 		return nil
 	}
 	p.closed = true
-	p.r.m.u32(p.base + laneOwner).Store(0)
-	r := p.r
-	r.mu.Lock()
-	delete(r.lanesHere, p.lane)
-	err := unlockByte(r.f, int64(p.base))
-	r.mu.Unlock()
-	r.release()
-	return err
+	func() {
+		defer p.r.guard(nil, debug.SetPanicOnFault(true))
+		p.r.m.u32(p.base + laneOwner).Store(0)
+	}()
+	return p.r.giveBack(p.lane, p.base, p.r.lanesHere)
 }

@@ -7,10 +7,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // FileName is the ring's name inside a spool directory. uWSGI ignores it:
@@ -35,6 +38,19 @@ type Ring struct {
 	// kernel cannot keep two owners in this process apart: these can.
 	lanesHere     map[int]bool
 	consumersHere map[int]bool
+	// sleepDrift is the sleepers count and flag count (and bit 63) that
+	// healSleepers saw disagree at its last look, 0 when they agreed.
+	sleepDrift atomic.Uint64
+
+	// See health.go. statPath is the absolute path Check compares the open
+	// file with ("" when the Ring was made from an open file); nextCheck
+	// is when a producer checks next (CLOCK_MONOTONIC).
+	statPath  string
+	standIn   *standIn // for a private ring (NewPrivate): the file it stands in for
+	nextCheck atomic.Int64
+	broken    atomic.Bool // set once, after brokenErr
+	brokenErr error
+	breakOnce sync.Once
 }
 
 // Options tune how a ring is opened.
@@ -85,14 +101,17 @@ func createFile(path string, g Geometry) error {
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
+	// The file is zeros (every slot starts "empty"), with its blocks
+	// allocated now, before anybody maps it: a write into a hole of a
+	// sparse file needs a block, and on a full disk the kernel answers a
+	// store into a mapping with SIGBUS, which would kill every producer.
+	if err := allocate(tmp, int64(g.fileSize())); err != nil {
+		return fmt.Errorf("ring %s: cannot allocate its %d bytes: %w (free some space: until a spooler can create the ring, tasks go to spool files)", path, g.fileSize(), err)
+	}
 	h := make([]byte, headerSize)
 	g.encodeHeader(h)
 	if _, err := tmp.WriteAt(h, 0); err != nil {
 		return fmt.Errorf("ring %s: write header: %w", path, err)
-	}
-	// The rest of the file is sparse zeros: every slot starts "empty".
-	if err := tmp.Truncate(int64(g.fileSize())); err != nil {
-		return fmt.Errorf("ring %s: size the file to %d bytes: %w", path, g.fileSize(), err)
 	}
 	if err := tmp.Chmod(0o600); err != nil {
 		return err
@@ -108,6 +127,45 @@ func createFile(path string, g Geometry) error {
 		return fmt.Errorf("ring %s: %w", path, err)
 	}
 	return nil
+}
+
+// NewPrivate makes a ring in memory that no other process can open (a
+// memfd), to stand in for the ring file at path when a master or spooler
+// cannot create or open it: a full disk ([Create]'s error wraps
+// syscall.ENOSPC), or a damaged file. Producers then find no usable ring
+// file and write spool files, which the spooler serves; its code runs
+// unchanged, on a ring nobody writes into. The private ring has the
+// smallest geometry: only its consumer table and wake-up word are used.
+//
+// Its [Ring.Check] tries to create the ring file at path with opts (once
+// space is back, or the damaged file was moved away) and, when there is
+// one, returns an error wrapping ErrRetired: the caller then starts again
+// on the ring file.
+func NewPrivate(path string, opts Options) (*Ring, error) {
+	g := Geometry{Lanes: 1, SlotsPerLane: 2, LaneBytes: 4096, Consumers: MaxConsumers}
+	fd, err := unix.MemfdCreate("gospool-private-ring", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("private ring: %w", &os.SyscallError{Syscall: "memfd_create", Err: err})
+	}
+	f := os.NewFile(uintptr(fd), "private ring for "+path)
+	h := make([]byte, headerSize)
+	g.encodeHeader(h)
+	if err := f.Truncate(int64(g.fileSize())); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("private ring: %w", err)
+	}
+	if _, err := f.WriteAt(h, 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("private ring: %w", err)
+	}
+	r, err := openFile(f, Options{})
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("private ring: %w", err)
+	}
+	r.path = f.Name()
+	r.standIn = &standIn{path: path, opts: opts}
+	return r, nil
 }
 
 // Open maps an existing ring file and checks its header: a file that is not
@@ -128,6 +186,9 @@ func Open(path string, opts Options) (*Ring, error) {
 		return nil, fmt.Errorf("ring %s: %w", path, err)
 	}
 	r.path = path
+	if abs, err := filepath.Abs(path); err == nil {
+		r.statPath = abs
+	}
 	return r, nil
 }
 
@@ -190,7 +251,7 @@ func openFile(f *os.File, opts Options) (*Ring, error) {
 	if err != nil {
 		switch {
 		case errors.Is(err, ErrTruncated) || errors.Is(err, ErrCorruptHeader):
-			return nil, fmt.Errorf("%w (remove it when no gospool process uses it; tasks in it are lost, spool files are not)", err)
+			return nil, fmt.Errorf("%w (start or restart gospool run on this directory: its master moves the file aside and saves the tasks in it as spool files)", err)
 		case errors.Is(err, ErrVersion):
 			return nil, fmt.Errorf("%w; use the same gospool release for every process on this spool directory, or remove the file when no gospool process uses it (tasks in it are lost, spool files are not)", err)
 		case errors.Is(err, ErrNotRing):
@@ -241,6 +302,9 @@ func (r *Ring) acquire() error {
 	if r.readOnly {
 		return fmt.Errorf("ring %s: opened read-only", r.path)
 	}
+	if r.broken.Load() {
+		return r.brokenErr
+	}
 	r.users++
 	return nil
 }
@@ -249,6 +313,17 @@ func (r *Ring) release() {
 	r.mu.Lock()
 	r.users--
 	r.mu.Unlock()
+}
+
+// giveBack unlocks entry i (a lane or a consumer entry, whose lock byte is
+// at off) and releases the ring.
+func (r *Ring) giveBack(i, off int, here map[int]bool) error {
+	r.mu.Lock()
+	delete(here, i)
+	err := unlockByte(r.f, int64(off))
+	r.mu.Unlock()
+	r.release()
+	return err
 }
 
 func (r *Ring) laneBase(lane int) int { return headerSize + lane*r.geo.stride() }
@@ -277,11 +352,15 @@ var counterOffsets = [...]int{Spooled: offSpooled, Spilled: offSpilled, Done: of
 	Retried: offRetried, Failed: offFailed, Ignored: offIgnored, Corrupt: offCorrupt, Dead: offDead}
 
 // Add adds n to a live counter in the header.
-func (r *Ring) Add(c Counter, n uint64) { r.m.u64(counterOffsets[c]).Add(n) }
+func (r *Ring) Add(c Counter, n uint64) {
+	defer r.guard(nil, debug.SetPanicOnFault(true))
+	r.m.u64(counterOffsets[c]).Add(n)
+}
 
 // NoteSpill records that a task went to a spool file instead of the ring and
 // wakes a sleeping consumer so that it rescans the directory at once.
 func (r *Ring) NoteSpill() {
+	defer r.guard(nil, debug.SetPanicOnFault(true))
 	r.m.u64(offSpilled).Add(1)
 	r.NoteFile()
 }
@@ -290,12 +369,16 @@ func (r *Ring) NoteSpill() {
 // retry, say), so that they rescan it at once instead of at their next
 // periodic scan.
 func (r *Ring) NoteFile() {
+	defer r.guard(nil, debug.SetPanicOnFault(true))
 	r.m.u32(offFileSeq).Add(1)
 	r.wake()
 }
 
 // FileSeq changes every time a producer spills a task to the directory.
-func (r *Ring) FileSeq() uint32 { return r.m.u32(offFileSeq).Load() }
+func (r *Ring) FileSeq() (seq uint32) {
+	defer r.guard(nil, debug.SetPanicOnFault(true))
+	return r.m.u32(offFileSeq).Load()
+}
 
 // wake is the producer's half of the sleep protocol (see Consumer.Wait).
 // Go's atomics are sequentially consistent: either the consumer's re-check
@@ -327,7 +410,8 @@ func (r *Ring) wakeN(n int) {
 // Ring's descriptor and took a consumer entry through it would be judged
 // dead. Children must open the ring themselves (by path, or through
 // /proc/self/fd/N), never produce or consume through an inherited one.
-func (r *Ring) ReleaseDead() int {
+func (r *Ring) ReleaseDead() (released int) {
+	defer r.guard(nil, debug.SetPanicOnFault(true))
 	if err := r.acquire(); err != nil {
 		return 0
 	}
@@ -352,6 +436,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // It may be called at any time, even during or after Close (from a
 // context.AfterFunc, say): the lock keeps it off an unmapped ring.
 func (r *Ring) WakeAll() {
+	defer r.guard(nil, debug.SetPanicOnFault(true))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed.Load() {
@@ -364,7 +449,8 @@ func (r *Ring) WakeAll() {
 // Progress changes whenever a consumer finishes a record (done, retried or
 // ignored): producers waiting for room watch it to tell a busy consumer
 // from an absent one.
-func (r *Ring) Progress() uint64 {
+func (r *Ring) Progress() (n uint64) {
+	defer r.guard(nil, debug.SetPanicOnFault(true))
 	return r.m.u64(offDone).Load() + r.m.u64(offRetried).Load() + r.m.u64(offIgnored).Load() + r.m.u64(offCorrupt).Load()
 }
 

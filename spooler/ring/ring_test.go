@@ -28,12 +28,12 @@ func newRing(t testing.TB, g Geometry) (*Ring, string) {
 }
 
 func TestLayoutAlignment(t *testing.T) {
-	for _, off := range []int{offSpooled, offSpilled, offDone, offRetried, offFailed, offIgnored, offCorrupt, offInFlight} {
+	for _, off := range []int{offSpooled, offSpilled, offDone, offRetried, offFailed, offIgnored, offCorrupt, offInFlight, offSyncErrors} {
 		if off%8 != 0 {
 			t.Errorf("counter at %d is not 8-aligned", off)
 		}
 	}
-	for _, off := range []int{offFileSeq, offRecoverSeq, offWakeSeq, offSleepers, conGen, conPid, conSleeping} {
+	for _, off := range []int{offFileSeq, offRecoverSeq, offWakeSeq, offSleepers, offRetired, conGen, conPid, conSleeping} {
 		if off%4 != 0 {
 			t.Errorf("word at %d is not 4-aligned", off)
 		}
@@ -475,7 +475,7 @@ func TestOpenRejectsBadFiles(t *testing.T) {
 	}{
 		{"version 3", mutate(func(b []byte) { binary.LittleEndian.PutUint32(b[offVersion:], 3) }), "use the same gospool release"},
 		{"not a ring", []byte(strings.Repeat("hello", 1000)), "move the file away"},
-		{"truncated", good[:len(good)-1], "remove it when no gospool process uses it"},
+		{"truncated", good[:len(good)-1], "its master moves the file aside and saves the tasks in it"},
 	}
 	for _, h := range hints {
 		t.Run("hint "+h.name, func(t *testing.T) {

@@ -1,6 +1,9 @@
 package ring
 
-import "time"
+import (
+	"runtime/debug"
+	"time"
+)
 
 // Stats is a snapshot of the ring: the header's live counters, plus what a
 // walk over the lanes finds right now.
@@ -15,8 +18,11 @@ type Stats struct {
 	Corrupt  uint64 // failed a CRC or bounds check; dropped
 	Dead     uint64 // moved to the dead-letter directory after the last retry
 	InFlight uint64 // claimed by a consumer now (header counter)
-	Ready    int    // published, not yet claimed (walk)
-	Claimed  int    // claimed now (walk)
+	// SyncErrors counts msync failures after a publish (Options.Sync): the
+	// task was spooled and runs, but may not have reached the disk.
+	SyncErrors uint64
+	Ready      int // published, not yet claimed (walk)
+	Claimed    int // claimed now (walk)
 	// Fill is the fraction of the ring's payload space held by ready and
 	// claimed records, from 0 to 1.
 	Fill      float64
@@ -44,9 +50,10 @@ type ConsumerStats struct {
 
 // Stats reads the counters and walks the lanes. It takes no lock and may be
 // called by any process that opened the ring, while others use it.
-func (r *Ring) Stats() Stats {
+func (r *Ring) Stats() (s Stats) {
+	defer r.guard(nil, debug.SetPanicOnFault(true))
 	m := r.m
-	s := Stats{
+	s = Stats{
 		Geometry: r.geo,
 		Spooled:  m.u64(offSpooled).Load(),
 		Spilled:  m.u64(offSpilled).Load(),
@@ -58,6 +65,8 @@ func (r *Ring) Stats() Stats {
 		Dead:     m.u64(offDead).Load(),
 		InFlight: m.u64(offInFlight).Load(),
 		Sleepers: m.u32(offSleepers).Load(),
+
+		SyncErrors: m.u64(offSyncErrors).Load(),
 	}
 	var used uint64
 	for lane := 0; lane < r.geo.Lanes; lane++ {
@@ -132,9 +141,9 @@ func (ri RecordInfo) String() string { return Record{Lane: ri.Lane, Seq: ri.Seq}
 
 // Records lists the ready and claimed records, lane by lane, oldest first.
 // Like Stats it takes no lock; a record may change state while it is read.
-func (r *Ring) Records() []RecordInfo {
+func (r *Ring) Records() (out []RecordInfo) {
+	defer r.guard(nil, debug.SetPanicOnFault(true))
 	m := r.m
-	var out []RecordInfo
 	for lane := 0; lane < r.geo.Lanes; lane++ {
 		seq := m.u64(r.laneBase(lane) + laneTail).Load()
 		for n := 0; n < r.geo.SlotsPerLane; n, seq = n+1, seq+1 {

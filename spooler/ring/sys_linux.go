@@ -100,3 +100,33 @@ func mmapFile(f *os.File, size int, readOnly bool) (mem, error) {
 func munmap(m mem) error { return unix.Munmap(m) }
 
 func msync(m mem) error { return unix.Msync(m, unix.MS_SYNC) }
+
+// allocate gives the file size bytes of allocated blocks (zeros where it
+// had none). fallocate does it without writing; a filesystem without it
+// (EOPNOTSUPP) gets zeros written, which allocates as well. A full disk is
+// an error wrapping ENOSPC, and the file is then not fit to be mapped.
+func allocate(f *os.File, size int64) error {
+	err := unix.Fallocate(int(f.Fd()), 0, 0, size)
+	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
+		return err
+	}
+	zeros := make([]byte, 1<<20)
+	for off := int64(0); off < size; off += int64(len(zeros)) {
+		n := min(int64(len(zeros)), size-off)
+		if _, err := f.WriteAt(zeros[:n], off); err != nil {
+			return err
+		}
+	}
+	return f.Sync()
+}
+
+// remapAnonymous replaces the mapping, in place, by zeroed private memory:
+// pointers into it stay valid and no access can fault any more. The later
+// Munmap of m unmaps the replacement.
+func remapAnonymous(m mem) error {
+	// unsafe: the address and length are those of the live mapping m;
+	// MAP_FIXED replaces exactly those pages.
+	_, err := unix.MmapPtr(-1, 0, unsafe.Pointer(&m[0]), uintptr(len(m)),
+		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_FIXED|unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	return err
+}
