@@ -240,12 +240,12 @@ func newCluster(t *testing.T, python string, seed uint64) *cluster {
 			}
 		}
 		c.stopProducers()
-		if pid := c.masterPid(); pid != 0 {
-			syscall.Kill(-pid, syscall.SIGKILL)
-		}
 		c.mu.Lock()
-		c.keepMaster = false
+		c.keepMaster = false // first: no restart after the kill below
 		c.mu.Unlock()
+		if pid := c.masterPid(); pid != 0 {
+			syscall.Kill(-pid, syscall.SIGKILL) // its process group; the rest has Pdeathsig
+		}
 	})
 	return c
 }

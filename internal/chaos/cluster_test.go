@@ -22,9 +22,9 @@ import (
 
 // geometry is the harness's small ring: fewer lanes than producers (two Go
 // workers, three Python producers and, between phases, the probe producer),
-// few slots and 4 KiB of payload per lane, so that lanes are taken over,
+// 16 slots and 8 KiB of payload per lane, so that lanes are taken over,
 // wrap every few tasks, fill, and spill to spool files; a record may use
-// 1 KiB at most, and some tasks are bigger (spilled as too large).
+// 2 KiB at most, and some tasks are bigger (spilled as too large).
 var geometry = ring.Geometry{Lanes: 4, SlotsPerLane: 16, LaneBytes: 8192, Consumers: 16}
 
 const (
@@ -40,6 +40,10 @@ const (
 func build(t *testing.T, root, dir string) (gospool, worker string) {
 	t.Helper()
 	gospool, worker = filepath.Join(dir, "gospool"), filepath.Join(dir, "chaos-worker")
+	goTool := "go"
+	if _, err := exec.LookPath(goTool); err != nil {
+		goTool = "/usr/local/go/bin/go"
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	for i, b := range [][2]string{{gospool, "./cmd/gospool"}, {worker, "./internal/chaos/testdata/worker"}} {
@@ -48,7 +52,7 @@ func build(t *testing.T, root, dir string) (gospool, worker string) {
 			if raceEnabled {
 				args = append(args, "-race")
 			}
-			cmd := exec.Command("go", append(args, b[1])...)
+			cmd := exec.Command(goTool, append(args, b[1])...)
 			cmd.Dir = root
 			if out, err := cmd.CombinedOutput(); err != nil {
 				errs[i] = fmt.Errorf("go build %s: %v\n%s", b[1], err, out)
