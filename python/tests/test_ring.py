@@ -754,7 +754,9 @@ class TestBrokenFile(RingCase):
     def test_truncated_while_mapped(self):
         # Issue 10 item 1/6: no SIGBUS on a short mapping: the periodic
         # check sees the short file before the push touches it, and the
-        # task goes to a spool file.
+        # task goes to a spool file. (A spooler is attached: gospool.spool
+        # uses the ring only then.)
+        self.addCleanup(support.attach_consumer(self.path))
         p = subprocess.run([sys.executable, "-c", TRUNCATE, self.path, support.PYTHON_DIR],
                            capture_output=True, text=True)
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -808,6 +810,8 @@ class TestAfterPublish(RingCase):
     """Issue 10 item 7: once the record is published the push succeeds;
     an msync failure is logged; an exception that lands after the publish
     carries the task's name."""
+
+    attach = True  # gospool.spool uses the ring only while a spooler is attached
 
     def test_msync_failure_is_logged(self):
         saved = _ring._flush_mapping
@@ -933,6 +937,9 @@ class TestFullDisk(support.Case):
         g = _ring.Geometry(lanes=2, slots_per_lane=16, lane_bytes=1 << 16, consumers=4)
         path = os.path.join(d, _ring.FILE_NAME)
         _ring.create_file(path, g, allocate=False)  # holes, as rings of older versions
+        # A spooler attached (its words are in the header page, which has
+        # its block): the producer would write files, ring or not, otherwise.
+        self.addCleanup(support.attach_consumer(path))
         filler = support.fill_disk(d)
 
         # The ring's pages have no blocks and the disk has none left: the
