@@ -520,7 +520,7 @@ def _allocate(fd, size):
 
 
 _rings = weakref.WeakSet()
-_retired_logged = set()  # (st_dev, st_ino) of ring files found retired, logged once
+_retired_logged = {}  # path -> time.monotonic() when a retired ring there was last logged
 _registry = {}  # (st_dev, st_ino) -> Ring
 _registry_lock = threading.Lock()
 
@@ -816,12 +816,13 @@ class Ring:
         again later (by path: a new file, once there is one)."""
         self.closed = True
         self._lane = None
-        if exc is not RingRetired or self._ident not in _retired_logged:
+        now = time.monotonic()
+        if exc is not RingRetired or now - _retired_logged.get(self.path, -1e9) > 60:
             # A retired file that its path still names is opened again
             # (once a second, see gospool._Dir.open_ring) and abandoned
-            # again: said once.
+            # again: said once a minute.
             if exc is RingRetired:
-                _retired_logged.add(self._ident)
+                _retired_logged[self.path] = now
             _log().warning("gospool: ring %s: %s; tasks go to spool files until the spool directory has a "
                            "usable ring", self.path, why)
         del self._u64, self._u32
@@ -1041,7 +1042,9 @@ class Ring:
                     self._wake()
                 return lane, head
         except BaseException as e:
-            if published >= 0 and not self._taken_back(si, seqbits):
+            # RingRetired after the publish: taken back, or (without the
+            # compare-and-swap) to be spooled again on purpose.
+            if published >= 0 and not isinstance(e, RingRetired) and not self._taken_back(si, seqbits):
                 _note_spooled(e, lane, published)
             if isinstance(e, RingRetired) and not self.closed:
                 self._abandon("a process found the file removed, replaced or truncated (its retired word "
