@@ -1048,7 +1048,7 @@ class Ring:
                 _note_spooled(e, lane, published)
             if isinstance(e, RingRetired) and not self.closed:
                 self._abandon("a process found the file removed, replaced or truncated (its retired word "
-                              "is set); the task was taken back from it", exc=RingRetired, raise_=False)
+                              "is set); the task goes to a spool file", exc=RingRetired, raise_=False)
             raise
 
     def _take_over(self):
