@@ -19,6 +19,12 @@ import (
 func TestPythonLaneLockSurvivesOpenClose(t *testing.T) {
 	python3(t)
 	r, dir := newRing(t, ring.Geometry{Lanes: 1, SlotsPerLane: 16, LaneBytes: 4096, Consumers: 4})
+	// A spooler attached: producers put tasks into the ring only then.
+	c, err := r.Consumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
 	// The Python producer spools three tasks, opens and closes the ring
 	// file as a health check would, says so, then spools one more task
 	// when told to.
@@ -66,11 +72,6 @@ print(gospool.spool({b"id": b"py-3"}).decode(), flush=True)
 	if !lines.Scan() || !strings.HasPrefix(lines.Text(), "ring:0:") {
 		t.Fatalf("the last task went %q", lines.Text())
 	}
-	c, err := r.Consumer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	if got, want := mustDrain(t, r, c), []string{"py-0", "py-1", "py-2", "py-3"}; !slices.Equal(got, want) {
 		t.Fatalf("the consumer ran %q, want %q", got, want)
 	}

@@ -697,7 +697,15 @@ func (s *Spooler) run(ctx context.Context, j *job) {
 	} else {
 		j.attempt = 1
 		j.ringPath = s.ring.Path()
-		t, err = record.Decode(j.rec.Payload)
+		// Copied under the ring's fault guard: a ring file cut short
+		// under the spooler is an error here, not a SIGBUS.
+		var payload []byte
+		if payload, err = s.cons.CopyPayload(j.rec); err != nil {
+			// Its bytes went with the file: nothing left to run or settle.
+			s.log.Printf("[spooler %s] %s: %v; the ring file was cut short under the spooler, and the task with it", s.dir, j.name(), err)
+			return
+		}
+		t, err = record.DecodeOwned(payload)
 		if err != nil {
 			s.ring.Add(ring.Corrupt, 1)
 			s.log.Printf("[spooler %s] %s: %v; dropped, not run", s.dir, j.name(), err)

@@ -5,7 +5,7 @@ shared with Go processes that update them with atomic adds. The standard
 library has no atomic add on memory it does not own: ``ctypes`` can call C
 functions, but the C library's atomics are compiler builtins
 (``__atomic_fetch_add``), not functions anybody can call. So this module
-carries three functions of a few instructions each, as machine code, and
+carries four functions of a few instructions each, as machine code, and
 calls them through ``ctypes``:
 
 ``add64(addr, n)`` and ``add32(addr, n)``
@@ -14,10 +14,20 @@ calls them through ``ctypes``:
     load-acquire/store-release exclusive loop followed by ``dmb ish``
     (what GCC emits for a sequentially consistent ``__atomic_fetch_add``
     without LSE).
+``cas64(addr, old, new)``
+    atomically replace the aligned 8-byte word at ``addr`` with ``new`` if
+    it holds ``old``, and return the value it held: the swap happened iff
+    that is ``old``. x86-64: ``lock cmpxchg`` (which leaves the word's
+    value in rax whether it swapped or not). aarch64: a load-acquire /
+    store-release exclusive loop that gives up when the word differs,
+    then ``dmb ish``. The ring producer takes a published record back
+    with it (READY to DONE) when it finds the ring retired, the same
+    compare-and-swap a consumer claims the record with: one of the two
+    wins (see ``_ring.Ring._retired_after_publish``).
 ``fence()``
     a full memory barrier: ``mfence`` on x86-64, ``dmb ish`` on aarch64.
 
-Both adds are also full barriers (``lock``-prefixed instructions are, on
+The adds and the compare-and-swap are also full barriers (``lock``-prefixed instructions are, on
 x86-64; the trailing ``dmb ish`` makes them so on aarch64). The ring
 producer relies on that: its ``spooled`` add sits between the store that
 publishes a record and the load of the sleepers count, the Dekker-style
@@ -48,12 +58,14 @@ _X86_64 = {
     "add64": "f30f1efa" "4889f0" "f0480fc107" "c3",
     # endbr64; mov eax, esi; lock xadd [rdi], eax; ret
     "add32": "f30f1efa" "89f0" "f00fc107" "c3",
+    # endbr64; mov rax, rsi; lock cmpxchg [rdi], rdx; ret
+    "cas64": "f30f1efa" "4889f0" "f0480fb117" "c3",
     # endbr64; mfence; ret
     "fence": "f30f1efa" "0faef0" "c3",
 }
 
-# AArch64 (AAPCS64): addr in x0, n in x1, result in x0. Little-endian
-# 32-bit instruction words.
+# AArch64 (AAPCS64): addr in x0, n (or old, new) in x1 (, x2), result in
+# x0. Little-endian 32-bit instruction words.
 _AARCH64 = {
     # bti c
     # 1: ldaxr x2, [x0]; add x3, x2, x1; stlxr w4, x3, [x0]; cbnz w4, 1b
@@ -65,6 +77,11 @@ _AARCH64 = {
     # dmb ish; mov w0, w2; ret
     "add32": (0xD503245F, 0x885FFC02, 0x0B010043, 0x8804FC03, 0x35FFFFA4,
               0xD5033BBF, 0x2A0203E0, 0xD65F03C0),
+    # bti c
+    # 1: ldaxr x3, [x0]; cmp x3, x1; b.ne 2f; stlxr w4, x2, [x0]; cbnz w4, 1b
+    # 2: dmb ish; mov x0, x3; ret
+    "cas64": (0xD503245F, 0xC85FFC03, 0xEB01007F, 0x54000061, 0xC804FC02, 0x35FFFF84,
+              0xD5033BBF, 0xAA0303E0, 0xD65F03C0),
     # bti c; dmb ish; ret
     "fence": (0xD503245F, 0xD5033BBF, 0xD65F03C0),
 }
@@ -79,12 +96,14 @@ def _code_for(machine):
 
 
 class Ops:
-    """The three functions, callable from Python: ``add64(addr, n) -> old``,
-    ``add32(addr, n) -> old``, ``fence()``. Addresses are plain ints."""
+    """The four functions, callable from Python: ``add64(addr, n) -> old``,
+    ``add32(addr, n) -> old``, ``cas64(addr, old, new) -> previous``,
+    ``fence()``. Addresses are plain ints."""
 
-    def __init__(self, add64, add32, fence, page):
+    def __init__(self, add64, add32, fence, page, cas64=None):
         self.add64 = add64
         self.add32 = add32
+        self.cas64 = cas64
         self.fence = fence
         self._page = page  # the executable page; never unmapped
 
@@ -141,8 +160,10 @@ def _load():
                 pass
         fadd64 = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64)(addr + offsets["add64"])
         fadd32 = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint32)(addr + offsets["add32"])
+        fcas64 = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64,
+                                  ctypes.c_uint64)(addr + offsets["cas64"])
         ffence = ctypes.CFUNCTYPE(None)(addr + offsets["fence"])
-        ops = Ops(fadd64, fadd32, ffence, page)
+        ops = Ops(fadd64, fadd32, ffence, page, fcas64)
         ops.tso = machine in ("x86_64", "amd64")
         # Self-check on a scratch word before anyone relies on it.
         scratch = ctypes.c_uint64(41)
@@ -152,6 +173,14 @@ def _load():
         scratch32 = ctypes.c_uint32(0xFFFFFFFF)
         if fadd32(ctypes.addressof(scratch32), 1) != 0xFFFFFFFF or scratch32.value != 0:
             unavailable_reason = "self-check of add32 failed"
+            return None
+        big = (1 << 63) | 7  # all 64 bits must go through
+        scratch.value = big
+        if fcas64(ctypes.addressof(scratch), 8, 9) != big or scratch.value != big:
+            unavailable_reason = "self-check of cas64 (no swap) failed"
+            return None
+        if fcas64(ctypes.addressof(scratch), big, 5) != big or scratch.value != 5:
+            unavailable_reason = "self-check of cas64 (swap) failed"
             return None
         ffence()
         return ops

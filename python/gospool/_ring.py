@@ -43,6 +43,19 @@ lane found lost is left alone, logged, and another one is taken; a file
 found truncated, removed or replaced is closed, and tasks go to spool
 files until the directory's ring is usable again.
 
+The retired word (header byte 52, as Go's ring: spooler/ring/health.go).
+A process that finds the file removed, replaced or truncated raises it,
+this one too (see _retire), so that every producer stops publishing into
+a file no consumer may read any more. A push loads it before it writes
+(set: the Ring is closed, the task goes to a spool file, and the
+directory's ring file is opened again by path later) and again after its
+publishing store, behind a full barrier: set then, the record is taken
+back with the compare-and-swap a consumer claims it with (READY to DONE),
+and whichever of the two wins has the task: a consumer runs it, or the
+push raises RingRetired and the caller writes a spool file. Never both,
+never neither. An msync that fails after the publish is counted in the
+header's sync errors (byte 56, Go's Stats.SyncErrors).
+
 Memory access. Every shared word is read and written through ctypes
 arrays laid over the mapping (``c_uint64.from_buffer(mmap)``): an element
 store is one aligned 8-byte (or 4-byte) ``mov`` (see ``push`` for why),
@@ -80,7 +93,7 @@ __all__ = [
     "FILE_NAME", "MAGIC", "VERSION", "Geometry", "Ring", "open_ring",
     "RingError", "NotRingError", "RingVersionError", "CorruptHeaderError",
     "TruncatedError", "UnsupportedError", "NoSpaceError",
-    "Refused", "RingFull", "RecordTooLarge", "NoLane", "RingClosed",
+    "Refused", "RingFull", "RecordTooLarge", "NoLane", "RingClosed", "RingRetired",
 ]
 
 FILE_NAME = "gospool.ring"
@@ -107,6 +120,9 @@ OFF_STRIDE = 32
 OFF_FILE_SIZE = 40
 OFF_CHECKSUM = 48
 CHECKSUMMED = 48
+# Bytes 52..63, outside the checksum (zero in rings of older versions):
+OFF_RETIRED = 52  # u32, non-zero: the file was found removed, replaced or short; publish no more
+OFF_SYNC_ERRORS = 56  # u64, msync failures after a publish (the task was spooled)
 
 OFF_SPOOLED = 64
 OFF_SPILLED = 72
@@ -144,6 +160,7 @@ _M32 = 0xFFFFFFFF
 _M64 = 0xFFFFFFFFFFFFFFFF
 _READY_BITS = STATE_READY << 24
 _SLEEPERS_U32 = OFF_SLEEPERS >> 2
+_RETIRED_U32 = OFF_RETIRED >> 2
 _SPOOLED_U64 = OFF_SPOOLED >> 3
 _crc32 = zlib.crc32
 _CHECK_NS = 100_000_000  # how often a pushing producer checks the file and its lock (_check_file)
@@ -157,6 +174,7 @@ FAILPOINT_PAYLOAD_HALF = "ring-producer-payload-half"
 FAILPOINT_PAYLOAD_WRITTEN = "ring-producer-payload-written"
 FAILPOINT_PUBLISHED = "ring-producer-published"
 FAILPOINT_HEAD_ADVANCED = "ring-producer-head-advanced"
+FAILPOINT_RETIRED_CHECKED = "ring-producer-retired-checked"
 
 # Test hook, see the module doc. A test may also assign it directly.
 _FAILPOINT = os.environ.get("GOSPOOL_FAILPOINT", "")
@@ -241,6 +259,13 @@ class NoLane(Refused):
 
 class RingClosed(Refused):
     """The ring was closed in this process."""
+
+
+class RingRetired(RingClosed):
+    """A process found the ring's file removed, replaced or cut short and
+    raised the header's retired word (Go: ErrRetired): the record was not
+    published, or was taken back. The Ring is closed; the directory's ring
+    file is opened again by path later (a new one, once there is one)."""
 
 
 class Geometry:
@@ -495,6 +520,7 @@ def _allocate(fd, size):
 
 
 _rings = weakref.WeakSet()
+_retired_logged = {}  # path -> time.monotonic() when a retired ring there was last logged
 _registry = {}  # (st_dev, st_ino) -> Ring
 _registry_lock = threading.Lock()
 
@@ -739,9 +765,11 @@ class Ring:
         if not ours:
             self._abandon("its descriptor %d was closed (by other code in this process)" % self._fd, close_fd=False)
         elif st.st_size < self._file_size:
+            self._retire(st.st_size)
             self._abandon("the file was truncated to %d bytes while in use (its header says %d)"
                           % (st.st_size, self._file_size))
-        elif st.st_nlink == 0:
+        elif st.st_nlink == 0 or self._path_names_another(st):
+            self._retire(st.st_size)
             self._abandon("the file was removed or replaced while in use (tasks put in it would never run)")
         elif self._lane is not None and self._token == _process_token():
             try:
@@ -751,14 +779,52 @@ class Ring:
             if not mine:
                 self._lose_lane("another process holds its lock")
 
-    def _abandon(self, why, close_fd=True):
+    def _path_names_another(self, st):
+        """Whether the ring's path no longer names the open file st (it was
+        removed, or removed and created again: by hand, or moved aside by a
+        master's salvage). A link count of 0 says so for most; this catches
+        a file that has another name too."""
+        try:
+            now = os.stat(self.path)
+        except (FileNotFoundError, NotADirectoryError):
+            return True
+        except OSError:
+            return False  # cannot tell
+        return (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino)
+
+    def _retire(self, size):
+        """Raise the header's retired word (Go: Ring.Check does the same),
+        so that every process that maps the file, Go's too, stops
+        publishing into it, and a consumer or master that looks at it knows.
+        Written with pwrite, not through the mapping: a store into a page
+        the file no longer has would be SIGBUS, and the file may be cut
+        shorter still between our fstat and the store. Only when the
+        header page is in the file (a write past the end would grow it
+        back). One byte, 0 to 1: no reader can see it torn."""
+        if size < HEADER_SIZE:
+            return
+        try:
+            os.pwrite(self._fd, b"\x01", OFF_RETIRED)
+        except OSError:
+            pass  # the others find out by themselves, on their own periodic check
+
+    def _abandon(self, why, close_fd=True, exc=RingClosed, raise_=True):
         """Stop using a ring file that is broken under us: no further access
-        to the mapping (a truncated one faults), no lane release (the same).
-        The caller spills; the directory's ring is looked for again later."""
+        to the mapping (a truncated one faults), no lane release (the same;
+        closing our descriptor drops the lane's lock, and a master recovers
+        the lane). The caller spills; the directory's ring is looked for
+        again later (by path: a new file, once there is one)."""
         self.closed = True
         self._lane = None
-        _log().warning("gospool: ring %s: %s; tasks go to spool files until the spool directory has a usable ring",
-                       self.path, why)
+        now = time.monotonic()
+        if exc is not RingRetired or now - _retired_logged.get(self.path, -1e9) > 60:
+            # A retired file that its path still names is opened again
+            # (once a second, see gospool._Dir.open_ring) and abandoned
+            # again: said once a minute.
+            if exc is RingRetired:
+                _retired_logged[self.path] = now
+            _log().warning("gospool: ring %s: %s; tasks go to spool files until the spool directory has a "
+                           "usable ring", self.path, why)
         del self._u64, self._u32
         try:
             self._mm.close()
@@ -766,7 +832,8 @@ class Ring:
             pass
         if close_fd:
             os.close(self._fd)
-        raise RingClosed("ring %s: %s" % (self.path, why))
+        if raise_:
+            raise exc("ring %s: %s" % (self.path, why))
 
     def _reclaim(self):
         """Advance the tail over records consumers have finished (Go: reclaim)."""
@@ -795,8 +862,11 @@ class Ring:
 
     def push(self, payload):
         """Publish one record; returns (lane, seq). Raises RingFull,
-        RecordTooLarge, NoLane or RingClosed (all Refused) when the ring
-        cannot take it now: the caller spills the task to a spool file.
+        RecordTooLarge, NoLane, RingClosed or RingRetired (all Refused)
+        when the ring cannot take it now: the caller spills the task to a
+        spool file. RingRetired may come after the publish, when the ring
+        was retired meanwhile and the record was taken back: it is not in
+        the ring.
         When push returns, the record is in the shared mapping and survives
         the death of any process (and, with sync, a power loss).
 
@@ -829,6 +899,11 @@ class Ring:
                     self._check_file(now)
                 u = self._u64
                 u32 = self._u32
+                if u32[_RETIRED_U32]:
+                    # Another process found the file removed, replaced or
+                    # short: records put in it may never run.
+                    self._abandon("a process found the file removed, replaced or truncated (its retired "
+                                  "word is set)", exc=RingRetired)
                 fw = _FORK_WORDS
                 if (self._lane is None or (fw[0] if fw is not None else os.getpid()) != self._token
                         or u32[self._owner32] != self._lane_pid):
@@ -937,23 +1012,43 @@ class Ring:
                 if _FAILPOINT:
                     _failpoint(FAILPOINT_HEAD_ADVANCED)
 
-                if self.sync:
-                    self._msync()
-                # Counter, then wake-up, as Go's Push. The atomic add is also
-                # the full barrier between the READY store above and the load of
-                # the sleepers count: see _wake.
+                # 5. Was the ring retired while we wrote (Go: Push step 5)?
+                # The load of the retired word must not be ordered before
+                # the READY store (x86-64 lets a load pass an earlier
+                # store): the atomic add of the spooled counter is the full
+                # barrier between them (lock xadd), as it is for the
+                # sleepers count (see _wake). So either the retiring
+                # process, which raises the word before it looks at the
+                # lanes, sees our record, or we see the word.
                 ops = self._atomics
                 if ops is not None:
                     ops.add64(self._addr + OFF_SPOOLED, 1)
-                    if u32[_SLEEPERS_U32]:
-                        self._wake()
+                    if u32[_RETIRED_U32]:
+                        self._retired_after_publish(si, seqbits)
                 else:
+                    # No barrier to be had: a retire that lands in this
+                    # instant can be missed (the record then waits in the
+                    # old file for a consumer of it, or a master's move).
+                    if u32[_RETIRED_U32]:
+                        self._retired_after_publish(si, seqbits)
                     u[_SPOOLED_U64] = (u[_SPOOLED_U64] + 1) & _M64
+                if _FAILPOINT:
+                    _failpoint(FAILPOINT_RETIRED_CHECKED)
+                if self.sync:
+                    self._msync()
+                # The wake-up, as Go's Push. The sleepers count is loaded
+                # after the barrier above: see _wake.
+                if ops is None or u32[_SLEEPERS_U32]:
                     self._wake()
                 return lane, head
         except BaseException as e:
-            if published >= 0:
+            # RingRetired after the publish: taken back, or (without the
+            # compare-and-swap) to be spooled again on purpose.
+            if published >= 0 and not isinstance(e, RingRetired) and not self._taken_back(si, seqbits):
                 _note_spooled(e, lane, published)
+            if isinstance(e, RingRetired) and not self.closed:
+                self._abandon("a process found the file removed, replaced or truncated (its retired word "
+                              "is set); the task goes to a spool file", exc=RingRetired, raise_=False)
             raise
 
     def _take_over(self):
@@ -966,12 +1061,54 @@ class Ring:
         self._lane = None
         self._take_lane()
 
+    def _retired_after_publish(self, si, seqbits):
+        """The retired word was found set after our record was published
+        (slot word at u64 index si): take it back with the compare-and-swap
+        a consumer claims it with, READY to DONE. Exactly one of the two
+        wins. Taken back, it is done (the lane reuses its space; the DONE
+        word carries our pid as owner, which no consumer's DONE does, so
+        that push's exception handler can tell) and RingRetired is raised:
+        the caller spools the task elsewhere. Claimed by a consumer, it
+        runs: the push succeeded, return.
+
+        Without the compare-and-swap (no atomic helper), the record is left
+        READY and RingRetired is raised all the same: the task may then run
+        twice (from the old file and from the spool file the caller
+        writes), never zero times."""
+        ready = seqbits | _READY_BITS
+        ops = self._atomics
+        if ops is None or ops.cas64 is None:
+            if self._u64[si] != ready:
+                return  # a consumer has it
+            _log().warning("gospool: ring %s: retired after a publish, and this process cannot take the record "
+                           "back (no atomic compare-and-swap: %s); it is spooled again as a file and may run "
+                           "twice", self.path, _atomic.unavailable_reason)
+            raise RingRetired("ring %s is retired (a process found it removed, replaced or truncated)" % self.path)
+        taken = seqbits | STATE_DONE << 24 | self._lane_pid & 0xFFFFFF
+        if ops.cas64(self._addr + (si << 3), ready, taken) != ready:
+            return  # a consumer claimed it first: it runs
+        ops.add64(self._addr + OFF_SPOOLED, _M64)  # minus one: it was not spooled here after all
+        raise RingRetired("ring %s is retired (a process found it removed, replaced or truncated); the record "
+                          "was taken back" % self.path)
+
+    def _taken_back(self, si, seqbits):
+        """Whether _retired_after_publish took the record at si back (its
+        DONE word with our pid as owner): an exception that lands between
+        that compare-and-swap and its raise must not call the task spooled."""
+        try:
+            return self._u64[si] == seqbits | STATE_DONE << 24 | self._lane_pid & 0xFFFFFF
+        except AttributeError:  # abandoned meanwhile: not by _retired_after_publish
+            return False
+
     def _msync(self):
         """Write the mapping to disk (sync). The record is published
-        already: a failure is logged, the push still succeeds."""
+        already: a failure is logged and counted in the header's sync
+        errors (Go: Stats.SyncErrors, shown by `gospool stats`), the push
+        still succeeds."""
         try:
             _flush_mapping(self._mm)
         except (OSError, ValueError) as e:
+            self._bump64(OFF_SYNC_ERRORS)
             _log().warning("gospool: ring %s: msync failed (%s); the task is spooled, but may not survive a "
                            "power loss", self.path, e)
 

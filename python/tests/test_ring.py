@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 import unittest
+from unittest import mock
 import zlib
 
 import support
@@ -281,6 +282,34 @@ class TestAtomics(unittest.TestCase):
         self.assertEqual(_atomic.OPS.add64(ax, 2**64 - 80000), 80000)
         self.assertEqual(x.value, 0)
         _atomic.OPS.fence()
+
+    def test_cas64(self):
+        # Threads increment one word by compare-and-swap loops (ctypes
+        # calls drop the GIL: the CPUs really contend); none is lost. All 64
+        # bits take part.
+        import ctypes
+        import threading
+        cas = _atomic.OPS.cas64
+        base = (1 << 63) | (1 << 40)
+        x = ctypes.c_uint64(base)
+        ax = ctypes.addressof(x)
+        self.assertEqual(cas(ax, 5, 6), base, "no swap: the word's value comes back")
+        self.assertEqual(x.value, base)
+        misses = [0]
+
+        def work():
+            for _ in range(20000):
+                while True:
+                    old = x.value
+                    if cas(ax, old, old + 1) == old:
+                        break
+                    misses[0] += 1
+        ts = [threading.Thread(target=work) for _ in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertEqual(x.value, base + 80000)
 
 
 class TestLanes(RingCase):
@@ -754,7 +783,9 @@ class TestBrokenFile(RingCase):
     def test_truncated_while_mapped(self):
         # Issue 10 item 1/6: no SIGBUS on a short mapping: the periodic
         # check sees the short file before the push touches it, and the
-        # task goes to a spool file.
+        # task goes to a spool file. (A spooler is attached: gospool.spool
+        # uses the ring only then.)
+        self.addCleanup(support.attach_consumer(self.path))
         p = subprocess.run([sys.executable, "-c", TRUNCATE, self.path, support.PYTHON_DIR],
                            capture_output=True, text=True)
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -763,6 +794,9 @@ class TestBrokenFile(RingCase):
         self.assertIn("/" + _spoolfile_prefix(), second)
         self.assertEqual(closed, "True")
         self.assertIn("was truncated to 4096 bytes while in use", p.stderr)
+        # The header page is still there: the producer raised the retired
+        # word in it, for the Go processes that map the file.
+        self.assertEqual(self.reader.u32(_ring.OFF_RETIRED), 1)
 
     def test_replaced_while_mapped(self):
         r = self.ring()
@@ -775,6 +809,24 @@ class TestBrokenFile(RingCase):
                 r.push(b"into the removed file")
         self.assertIn("removed or replaced", logs.output[0])
         self.assertTrue(r.closed)
+        self.assertEqual(self.reader.u32(_ring.OFF_RETIRED), 1, "the old file is retired")
+        with open(self.path, "rb") as f:
+            self.assertEqual(f.read(64)[_ring.OFF_RETIRED], 0, "the new file is not")
+
+    def test_renamed_over_while_mapped(self):
+        # Another name keeps the old file linked (st_nlink 1): the path
+        # names another file all the same.
+        r = self.ring()
+        r.push(b"old")
+        os.link(self.path, self.path + ".kept")
+        self.addCleanup(os.unlink, self.path + ".kept")
+        os.unlink(self.path)
+        self.make_ring(self.dir, self.geometry)
+        r._check_at = 0
+        with self.assertLogs("gospool", "WARNING"):
+            with self.assertRaises(_ring.RingClosed):
+                r.push(b"into the old file")
+        self.assertEqual(self.reader.u32(_ring.OFF_RETIRED), 1)
 
     def test_descriptor_closed_behind_our_back(self):
         r = self.ring()
@@ -788,6 +840,7 @@ class TestBrokenFile(RingCase):
             with self.assertRaises(_ring.RingClosed):
                 r.push(b"b")
         os.fstat(keep)  # not closed by the Ring: it is not its file
+        self.assertEqual(self.reader.u32(_ring.OFF_RETIRED), 0, "the file itself is fine")
 
 
 def _spoolfile_prefix():
@@ -809,6 +862,8 @@ class TestAfterPublish(RingCase):
     an msync failure is logged; an exception that lands after the publish
     carries the task's name."""
 
+    attach = True  # gospool.spool uses the ring only while a spooler is attached
+
     def test_msync_failure_is_logged(self):
         saved = _ring._flush_mapping
 
@@ -826,6 +881,7 @@ class TestAfterPublish(RingCase):
         finally:
             _ring._flush_mapping = saved
         self.assertEqual(ready_payloads(self.reader)[0], [b"a"])
+        self.assertEqual(self.reader.u64(_ring.OFF_SYNC_ERRORS), 2)  # Go's Stats().SyncErrors
 
     def test_exception_at_every_line(self):
         # Inject at each line of a push (sync on, a sleeper to wake: every
@@ -858,6 +914,109 @@ class TestAfterPublish(RingCase):
                     self.reader.put64(self.reader.slot_off(0, seq), _ring.slot_word(seq, _ring.STATE_DONE))
             expect = []
             name = None
+            if not inj.fired:
+                break
+        self.assertGreater(n, 30)
+
+
+class TestRetiredWord(RingCase):
+    """The header's retired word (spooler/ring/health.go): no push into a
+    retired ring; a record published as the ring is retired is taken back
+    (the caller spools it as a file) unless a consumer claimed it first."""
+
+    def lanes(self):
+        return bytes(self.reader.mm[_ring.HEADER_SIZE:])
+
+    def retire_when_published(self):
+        """Raise the retired word right after the next publishing store,
+        as another process would in that instant."""
+        def hook(name):
+            if name == _ring.FAILPOINT_PUBLISHED:
+                self.reader.put32(_ring.OFF_RETIRED, 1)
+        return mock.patch.multiple(_ring, _failpoint=hook, _FAILPOINT=_ring.FAILPOINT_PUBLISHED)
+
+    def test_no_push_into_a_retired_ring(self):
+        r = self.ring()
+        r.push(b"a")
+        before = self.lanes()
+        self.reader.put32(_ring.OFF_RETIRED, 1)
+        with self.assertLogs("gospool", "WARNING") as logs:
+            with self.assertRaises(_ring.RingRetired):
+                r.push(b"b")
+        self.assertIn("retired word is set", logs.output[0])
+        self.assertTrue(r.closed)
+        self.assertEqual(self.lanes(), before)
+        # Opened again (the same file: its path still names it), refused
+        # again, said once.
+        r2 = self.ring()
+        with self.assertNoLogs("gospool", "WARNING"):
+            with self.assertRaises(_ring.RingRetired):
+                r2.push(b"c")
+        self.assertEqual(self.lanes(), before)
+
+    def test_taken_back_after_publish(self):
+        r = self.ring()
+        with self.retire_when_published(), self.assertLogs("gospool", "WARNING"):
+            with self.assertRaises(_ring.RingRetired) as cm:
+                r.push(b"x")
+        self.assertIsNone(getattr(cm.exception, "gospool_spooled", None))
+        w = self.reader.u64(self.reader.slot_off(0, 0))
+        self.assertEqual(w, _ring.slot_word(0, _ring.STATE_DONE, os.getpid()))
+        self.assertEqual(self.reader.u64(_ring.OFF_SPOOLED), 0)
+        self.assertTrue(r.closed)
+
+    def test_claimed_first_is_not_taken_back(self):
+        r = self.ring()
+
+        def hook(name):
+            if name == _ring.FAILPOINT_PUBLISHED:
+                off = self.reader.slot_off(0, 0)  # a consumer claims it, then the ring is retired
+                self.reader.put64(off, _ring.slot_word(0, _ring.STATE_CLAIMED, 7))
+                self.reader.put32(_ring.OFF_RETIRED, 1)
+        with mock.patch.multiple(_ring, _failpoint=hook, _FAILPOINT=_ring.FAILPOINT_PUBLISHED):
+            self.assertEqual(r.push(b"x"), (0, 0))
+        self.assertEqual(self.reader.u64(self.reader.slot_off(0, 0)), _ring.slot_word(0, _ring.STATE_CLAIMED, 7))
+        self.assertEqual(self.reader.u64(_ring.OFF_SPOOLED), 1)
+
+    def test_without_compare_and_swap(self):
+        # No atomic helper: the record cannot be taken back safely. It
+        # stays, and the push fails all the same: the caller's spool file
+        # may run it a second time, nothing loses it.
+        r = self.ring(atomics=None)
+        with self.retire_when_published(), self.assertLogs("gospool", "WARNING") as logs:
+            with self.assertRaises(_ring.RingRetired) as cm:
+                r.push(b"x")
+        self.assertIn("may run twice", "\n".join(logs.output))
+        self.assertIsNone(getattr(cm.exception, "gospool_spooled", None))
+        self.assertEqual(ready_payloads(self.reader)[0], [b"x"])
+
+    def test_exception_at_every_line_of_the_take_back(self):
+        # A signal's exception at any line: the task is either still in the
+        # ring and the exception names it, or taken back and it does not.
+        n = 0
+        while True:
+            n += 1
+            d = self.mkdir("n%d" % n)
+            reader = support.RingReader(self.make_ring(d))
+            self.addCleanup(reader.close)
+            self.reader = reader
+            r = _ring.Ring(os.path.join(d, _ring.FILE_NAME))
+            self.addCleanup(r.close)
+            name = None
+            with self.retire_when_published(), self.assertLogs("gospool", "WARNING") as logs:
+                _ring._log().warning("(so that assertLogs has one)")
+                with LineInjector(n, {"push", "_retired_after_publish"}, [("push", PUSH_WITH_LINE)]) as inj:
+                    try:
+                        r.push(b"x")
+                        name = b"returned"
+                    except (Injected, _ring.RingRetired) as e:
+                        name = getattr(e, "gospool_spooled", None)
+            state = (reader.u64(reader.slot_off(0, 0)) >> 24) & 0xFF
+            if name is None:
+                self.assertIn(state, (_ring.STATE_EMPTY, _ring.STATE_WRITING, _ring.STATE_DONE),
+                              "injection %d: %s; logs %s" % (n, inj.message, logs.output))
+            else:
+                self.assertEqual(state, _ring.STATE_READY, "injection %d: %s" % (n, inj.message))
             if not inj.fired:
                 break
         self.assertGreater(n, 30)
@@ -933,6 +1092,9 @@ class TestFullDisk(support.Case):
         g = _ring.Geometry(lanes=2, slots_per_lane=16, lane_bytes=1 << 16, consumers=4)
         path = os.path.join(d, _ring.FILE_NAME)
         _ring.create_file(path, g, allocate=False)  # holes, as rings of older versions
+        # A spooler attached (its words are in the header page, which has
+        # its block): the producer would write files, ring or not, otherwise.
+        self.addCleanup(support.attach_consumer(path))
         filler = support.fill_disk(d)
 
         # The ring's pages have no blocks and the disk has none left: the

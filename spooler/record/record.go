@@ -70,7 +70,13 @@ var decoders = sync.Pool{New: func() any {
 // copied once, and keys, values and body are slices of that copy, so the
 // caller may release the ring slot as soon as Decode returns.
 func Decode(payload []byte) (*task.Task, error) {
-	data := bytes.Clone(payload)
+	return DecodeOwned(bytes.Clone(payload))
+}
+
+// DecodeOwned parses a record the caller gives away: keys, values and
+// body of the task are slices of data, which must not change afterwards
+// (a copy of a ring payload, say, made under the ring's fault guard).
+func DecodeOwned(data []byte) (*task.Task, error) {
 	s := decoders.Get().(*decoderState)
 	defer decoders.Put(s)
 	s.rd.Reset(data)

@@ -322,7 +322,11 @@ func roleConsumerCheck() error {
 			if !ok {
 				return nil
 			}
-			fmt.Fprintf(out, "ran %s\n", rec.Payload)
+			payload, err := c.CopyPayload(rec)
+			if err != nil {
+				continue // the file was cut short: Claim says so next
+			}
+			fmt.Fprintf(out, "ran %s\n", payload)
 			if err := c.Done(rec); err != nil && !errors.Is(err, ErrRetired) {
 				return err
 			}

@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"bytes"
 	"fmt"
 	"hash/crc32"
 	"os"
@@ -250,6 +251,15 @@ func (c *Consumer) Release(rec Record) error {
 		c.r.wake()
 	}
 	return err
+}
+
+// CopyPayload returns a copy of rec's payload, read under the fault guard:
+// if the ring file was cut short under the consumer, the copy is an error
+// wrapping [ErrRetired] instead of a SIGBUS. Reading Payload directly is
+// safe only while the file is known to be whole; a spooler copies first.
+func (c *Consumer) CopyPayload(rec Record) (payload []byte, err error) {
+	defer c.r.guard(&err, debug.SetPanicOnFault(true))
+	return bytes.Clone(rec.Payload), nil
 }
 
 func (c *Consumer) finish(rec Record, state uint8) (err error) {

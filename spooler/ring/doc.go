@@ -131,6 +131,7 @@
 // truncated between a claim and the end of the payload's use faults
 // outside this package's guards (the window is the decoding of one task;
 // after the next Check or guarded fault the mapping is safe memory).
-// Python producers do not look at the retired word yet: a replaced file
-// can take their records until their process opens the ring again.
+// Python producers honour the retired word as Go's do (they take a record
+// published in that instant back with the same compare-and-swap), and
+// raise it when their own check finds the file broken.
 package ring
