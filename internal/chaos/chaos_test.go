@@ -75,20 +75,15 @@ type result struct {
 	Corrupt         uint64         `json:"ring_corrupt"`
 }
 
-// needPython returns the path of the python3 interpreter itself. python3
-// on PATH may be a wrapper (pyenv's shims are shell scripts that take a
-// second to start, long enough for the harness to kill every producer
-// before it spooled anything), so the harness asks it for sys.executable
-// and runs that.
+// needPython returns the path of the python3 interpreter itself, or skips
+// (fails under CI=true: testproc.NeedPython3). python3 on PATH may be a
+// wrapper (pyenv's shims are shell scripts that take a second to start,
+// long enough for the harness to kill every producer before it spooled
+// anything), so the harness asks it for sys.executable and runs that.
 func needPython(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath("python3"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("python3 is not installed: CI must install it for the chaos harness")
-		}
-		t.Skip("python3 is not installed: the chaos harness needs it (under CI=true this fails)")
-	}
-	out, err := exec.Command("python3", "-c", "import sys; print(sys.executable)").Output()
+	python3 := testproc.NeedPython3(t)
+	out, err := exec.Command(python3, "-c", "import sys; print(sys.executable)").Output()
 	if err != nil || strings.TrimSpace(string(out)) == "" {
 		t.Fatalf("python3 -c 'import sys; print(sys.executable)': %v %q", err, out)
 	}
