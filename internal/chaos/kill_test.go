@@ -6,9 +6,10 @@ import (
 	"time"
 )
 
-// kills records every SIGKILL the harness sent, and when: a duplicate run is
-// explained when the process that ran the task first, or its spooler, was
-// killed after that run started.
+// kills records every SIGKILL the harness sent, and when (CLOCK_MONOTONIC,
+// the clock of the task function's lines): analyze explains a duplicate run
+// by the kill of the process that ran the task before, of its spooler, or
+// of the master.
 type kills struct {
 	mu     sync.Mutex
 	log    *lockedFile // one line per kill: CLOCK_MONOTONIC ns, role, pid, the others killed with it
@@ -59,7 +60,7 @@ func (k *kills) snapshot() (byRole map[string]int, at map[int]int64, master []in
 // chaos sends a SIGKILL every 5-50 ms, for d, to a process picked by role:
 // Python runners, commands the tasks started, Python producers, Go workers,
 // spoolers, and now and then (every 5 to 15 s) the master, which the
-// cluster restarts. A victim must have lived for a time drawn at random in
+// cluster restarts, half the time with a Go failpoint for 2 to 4 s. A victim must have lived for a time drawn at random in
 // its role's range: that bounds each role's kill rate (a spooler's about
 // one every 1.6 s, each of them, so the master's respawn throttle, a 2 s
 // pause after more quick deaths than spoolers, only trips now and then) and
