@@ -196,3 +196,31 @@ func TestUpdateDuringScanIsKept(t *testing.T) {
 		t.Fatalf("after the scan, new file in the set: %v, removed file in the set: %v, %d entries", hasFresh, hasGone, d.Len())
 	}
 }
+
+// A complete file linked into place (the Python producer writes under a
+// hidden name, then links) makes only IN_CREATE: the watcher must see it at
+// once, not at the next periodic scan.
+func TestWatchSeesFileLinkedIntoPlace(t *testing.T) {
+	dir := t.TempDir()
+	d := New(dir, Options{})
+	d.Scan()
+	w, err := d.Watch(func() {}, func() { d.Scan() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	hidden := filepath.Join(dir, ".gospool-writing-1")
+	if err := os.WriteFile(hidden, []byte{0x11, 0, 0, 0}, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(hidden, filepath.Join(dir, Prefix+"linked")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for d.Len() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a file linked into place is not pending after 5 s (set has %d)", d.Len())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

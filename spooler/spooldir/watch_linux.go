@@ -27,8 +27,12 @@ type Watcher struct {
 
 // The events that change what is pending. IN_CLOSE_WRITE is a file closed
 // after being opened for writing: the end of a writer's work, and the
-// release of a uWSGI spooler's lock (it opens tasks read-write).
-const fileEvents = unix.IN_CLOSE_WRITE | unix.IN_MOVED_TO | unix.IN_ATTRIB | unix.IN_DELETE | unix.IN_MOVED_FROM
+// release of a uWSGI spooler's lock (it opens tasks read-write). IN_CREATE
+// is a new name: the only event a hard link makes, which is how the Python
+// producer puts a complete file in place (written under a hidden name
+// first); a file still being written is locked by its writer, or too
+// short to run yet, and comes back with its IN_CLOSE_WRITE.
+const fileEvents = unix.IN_CLOSE_WRITE | unix.IN_MOVED_TO | unix.IN_ATTRIB | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_CREATE
 
 // Watch starts watching the directory (and, when ordered, its priority
 // directories). notify is called, from the watcher's goroutine, after every
