@@ -387,7 +387,9 @@ func (s *Spooler) Run(ctx context.Context) error {
 
 	// The pending spool files, kept current by inotify; a full scan at
 	// start and every Frequency is the safety net.
-	s.pending = spooldir.New(s.dir, spooldir.Options{Ordered: s.cfg.Ordered})
+	// Ten minutes: no writer takes that long between creating its
+	// temporary file and linking it into place.
+	s.pending = spooldir.New(s.dir, spooldir.Options{Ordered: s.cfg.Ordered, RemoveAbandoned: 10 * time.Minute})
 	var needScan atomic.Bool
 	needScan.Store(true)
 	watcher, err := s.pending.Watch(r.WakeAll, func() { needScan.Store(true); r.WakeAll() })

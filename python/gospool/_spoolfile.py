@@ -285,19 +285,25 @@ class Writer:
 
     def _write(self, d, data, at_ns, hook):
         pid = os.getpid()
-        tries = 0
-        while True:
-            tries += 1
-            tmp = os.path.join(d, "%s%d-%x" % (TMP_PREFIX, pid, random.getrandbits(64)))
-            try:
-                fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600)
-                break
-            except FileExistsError:
-                if tries >= _MAX_TRIES:
-                    raise
-        path = None
+        tmp = fd = path = None
         linked = False
+        # Everything from the open on is inside the try: an exception a
+        # signal handler raises anywhere in it (between the open and the
+        # first write, say) closes the file and removes it. A writer killed
+        # outright leaves its temporary file, which spoolers delete once it
+        # is ten minutes old (spooldir.Options.RemoveAbandoned).
         try:
+            tries = 0
+            while True:
+                tries += 1
+                tmp = os.path.join(d, "%s%d-%x" % (TMP_PREFIX, pid, random.getrandbits(64)))
+                try:
+                    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+                    break
+                except FileExistsError:
+                    tmp = None
+                    if tries >= _MAX_TRIES:
+                        raise
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)
@@ -351,6 +357,8 @@ class Writer:
                     os.close(fd)
                 except OSError:
                     pass
+            if tmp is None:
+                raise  # nothing was created
             if _published(tmp, path):
                 # The exception (a signal handler's, say) landed after the
                 # file was put in place: it exists, and will run.

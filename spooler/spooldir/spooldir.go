@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Prefix starts the name of every spool file (uWSGI's rule).
@@ -41,7 +43,17 @@ type Options struct {
 	// Ordered scans numeric priority sub-directories, lower numbers first,
 	// as uWSGI's --spooler-ordered does.
 	Ordered bool
+	// RemoveAbandoned makes every full scan delete the temporary files of
+	// spool file writers (WritingPrefix) whose inode last changed longer
+	// ago than this: a writer killed before it linked its file into place
+	// leaves one behind, and none runs. 0 keeps them (ls, stats).
+	RemoveAbandoned time.Duration
 }
+
+// WritingPrefix starts the name of a spool file still being written by the
+// Python producer, which links it under its uWSGI name once complete. Not
+// uWSGI's prefix: no spooler runs it.
+const WritingPrefix = ".gospool-writing-"
 
 // Dir is the set of pending spool files of one directory.
 type Dir struct {
@@ -143,6 +155,8 @@ func (d *Dir) scanDir(sub string, prio int64, found map[string]*Entry) error {
 				}
 				rel := filepath.Join(sub, name)
 				found[rel] = &Entry{Name: rel, Priority: prio, ModTime: fi.ModTime(), index: -1}
+			case d.opts.RemoveAbandoned > 0 && strings.HasPrefix(name, WritingPrefix):
+				d.removeAbandoned(filepath.Join(d.dir, sub, name))
 			case d.opts.Ordered && sub == "" && de.IsDir():
 				if p, ok := priorityOf(name); ok {
 					if err := d.scanDir(name, p, found); err != nil {
@@ -391,3 +405,19 @@ func dueFirst(a, b *Entry) bool {
 
 // soonestFirst orders waiting entries by due time.
 func soonestFirst(a, b *Entry) bool { return a.ModTime.Before(b.ModTime) }
+
+// removeAbandoned deletes a writer's temporary file once its inode has not
+// changed for opts.RemoveAbandoned. The change time, not the mtime: a
+// writer sets the mtime to the task's `at`, which may be long past, and
+// the link into place changes the ctime, so a file about to be linked is
+// never old by this measure.
+func (d *Dir) removeAbandoned(path string) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return
+	}
+	changed := time.Unix(st.Ctim.Unix())
+	if time.Since(changed) > d.opts.RemoveAbandoned {
+		_ = os.Remove(path)
+	}
+}

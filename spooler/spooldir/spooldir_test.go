@@ -224,3 +224,41 @@ func TestWatchSeesFileLinkedIntoPlace(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A writer's temporary file is removed by a full scan once its inode has
+// not changed for RemoveAbandoned, judged by the change time: an old mtime
+// (a task's `at` in the past, set before the link) does not make it old.
+func TestScanRemovesAbandonedWriterFiles(t *testing.T) {
+	dir := t.TempDir()
+	tmp := filepath.Join(dir, WritingPrefix+"123-abc")
+	write := func() {
+		t.Helper()
+		if err := os.WriteFile(tmp, []byte{0x11, 0, 0, 0}, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		past := time.Now().Add(-24 * time.Hour)
+		if err := os.Chtimes(tmp, past, past); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write()
+	touch(t, dir, Prefix+"task", time.Now().Add(-24*time.Hour))
+
+	New(dir, Options{RemoveAbandoned: time.Minute}).Scan()
+	if _, err := os.Stat(tmp); err != nil {
+		t.Fatalf("a temporary file changed a moment ago was removed: %v", err)
+	}
+	New(dir, Options{}).Scan()
+	if _, err := os.Stat(tmp); err != nil {
+		t.Fatalf("a scan without RemoveAbandoned removed it: %v", err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	d := New(dir, Options{RemoveAbandoned: 10 * time.Millisecond})
+	d.Scan()
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Fatalf("an abandoned temporary file is still there: %v", err)
+	}
+	if d.Len() != 1 {
+		t.Fatalf("the spool file was not kept pending: set has %d", d.Len())
+	}
+}
