@@ -1,9 +1,7 @@
 package main
 
 import (
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,48 +13,6 @@ import (
 	"github.com/gospool/gospool/spooler/ring"
 	"github.com/gospool/gospool/spooler/spoolfile"
 )
-
-// mountTmpfs mounts a tmpfs of size on a new directory, for a disk that
-// really fills up. It needs root: outside CI the test is skipped without
-// it, under CI=true it fails.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		msg := "cannot mount a tmpfs (root needed): " + err.Error() + ": " + strings.TrimSpace(string(out))
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
-
-// fillDisk writes a file in dir until the disk is full and returns its path.
-func fillDisk(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	block := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(block); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	for n := 1; n > 0; { // the last partial block
-		n, _ = f.Write(block[:1])
-	}
-	return path
-}
 
 func stillRunning(t *testing.T, p *runProc) {
 	t.Helper()
@@ -75,7 +31,7 @@ func TestFullDisk(t *testing.T) {
 	t.Run("no room for the ring", func(t *testing.T) {
 		// 2 MB cannot hold the default ring (41 MB, allocated at creation):
 		// the master and the spooler run without one, on spool files.
-		dir := mountTmpfs(t, "2m")
+		dir := testproc.Tmpfs(t, "2m")
 		out := t.TempDir()
 		p := startRun(t, []string{"OUT=" + out}, "--spooler", dir, "--spooler-exec", recordCmd)
 		testproc.WaitFor(t, 10*time.Second, "the spooler serving files without a ring", func() bool {
@@ -97,7 +53,7 @@ func TestFullDisk(t *testing.T) {
 			return len(names) == 0
 		}, p.stderr)
 
-		filler := fillDisk(t, dir)
+		filler := testproc.FillDisk(t, dir)
 		r := spool("2")
 		if r.code != 1 {
 			t.Fatalf("gospool spool on a full disk: exit %d, want 1\n%s", r.code, r.stderr)
@@ -116,11 +72,11 @@ func TestFullDisk(t *testing.T) {
 	t.Run("ring made before", func(t *testing.T) {
 		// The ring is allocated when it is made: on the full disk, tasks
 		// still go into it and run; a task for a file fails cleanly.
-		dir := mountTmpfs(t, "48m")
+		dir := testproc.Tmpfs(t, "48m")
 		out := t.TempDir()
 		p := startRun(t, []string{"OUT=" + out}, "--spooler", dir, "--spooler-exec", recordCmd)
 		waitLive(t, dir, p)
-		fillDisk(t, dir)
+		testproc.FillDisk(t, dir)
 		for i := 1; i <= 20; i++ {
 			args := []string{"spool", "--spooler", dir, "id=" + strconv.Itoa(i)}
 			if r := gospool(t, args...).mustSucceed(t, args...); !strings.HasPrefix(r.stdout, "ring ") {

@@ -4,54 +4,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/gospool/gospool/internal/testproc"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes on a new directory, for a disk
-// that really fills up. It needs root: outside CI the test is skipped
-// without it, under CI=true it fails.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		msg := "cannot mount a tmpfs (root needed): " + err.Error() + ": " + strings.TrimSpace(string(out))
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
-
-// fill writes a file in dir until the disk is full.
-func fill(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	block := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(block); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	for n := 1; n > 0; { // the last partial block
-		n, _ = f.Write(block[:1])
-	}
-	return path
-}
 
 // A full disk (a real 2 MB tmpfs): a ring created before keeps working,
 // since its blocks were allocated when it was made, and producers never
@@ -60,7 +19,7 @@ func fill(t *testing.T, dir string) string {
 // releases made) refuses producers with an error instead of SIGBUS; a
 // private ring stands in until space is back.
 func TestFullDisk(t *testing.T) {
-	dir := mountTmpfs(t, "2m")
+	dir := testproc.Tmpfs(t, "2m")
 	g := Geometry{Lanes: 2, SlotsPerLane: 64, LaneBytes: 64 << 10, Consumers: 4}
 	path := filepath.Join(dir, FileName)
 	r, err := Create(path, Options{Geometry: g})
@@ -86,7 +45,7 @@ func TestFullDisk(t *testing.T) {
 	if err := os.Truncate(sparse, int64(g.fileSize())); err != nil {
 		t.Fatal(err)
 	}
-	filler := fill(t, dir)
+	filler := testproc.FillDisk(t, dir)
 
 	prod := startRole(t, "producer-loop", "RING_PATH="+path, "RING_COUNT=200", "RING_PREFIX=full")
 	prodOut := follow(prod)
