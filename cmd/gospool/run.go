@@ -68,7 +68,10 @@ which imports before it takes a task, as uWSGI's does, and reused from task
 to task) in which the modules uwsgi and uwsgidecorators are gospool's stand-ins:
 @spool, @spoolforever, @spoolraw and uwsgi.spooler = f work as under
 uWSGI, with uWSGI's return codes. A task that raises, or a runner that
-dies, is retried; tracebacks and prints go to the spooler's log. Exactly
+dies, is retried with backoff; one that asks to run again (@spoolforever,
+or returning uwsgi.SPOOL_RETRY) runs again after --spooler-frequency, as
+under uWSGI, and is not counted as a failure. Tracebacks and prints go to
+the spooler's log. Exactly
 one of --spooler-exec and --spooler-import is needed.
 
 Workers: --worker-cmd CMD runs as /bin/sh -c "exec CMD", N copies, each
