@@ -27,11 +27,7 @@ func init() {
 // roleLatencyConsumer claims RING_COUNT records and prints the percentiles
 // of (now - publish stamp). RING_SPIN is how long it spins before sleeping.
 func roleLatencyConsumer() error {
-	r, err := Open(os.Getenv("RING_PATH"), Options{})
-	if err != nil {
-		return err
-	}
-	c, err := r.Consumer()
+	_, c, err := openConsumer()
 	if err != nil {
 		return err
 	}

@@ -28,11 +28,7 @@ func init() {
 // roleConsumerIdle takes a consumer entry and sleeps on the ring in short
 // waits until it is killed (or parks at its failpoint).
 func roleConsumerIdle() error {
-	r, err := Open(os.Getenv("RING_PATH"), Options{})
-	if err != nil {
-		return err
-	}
-	c, err := r.Consumer()
+	_, c, err := openConsumer()
 	if err != nil {
 		return err
 	}
@@ -46,11 +42,7 @@ func roleConsumerIdle() error {
 func roleConsumerRelease() error {
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
-	r, err := Open(os.Getenv("RING_PATH"), Options{})
-	if err != nil {
-		return err
-	}
-	c, err := r.Consumer()
+	_, c, err := openConsumer()
 	if err != nil {
 		return err
 	}
@@ -301,11 +293,7 @@ func roleProducerLoop() error {
 // Check. When Check fails it runs what is still ready, prints "check: ERR"
 // and exits.
 func roleConsumerCheck() error {
-	r, err := Open(os.Getenv("RING_PATH"), Options{})
-	if err != nil {
-		return err
-	}
-	c, err := r.Consumer()
+	r, c, err := openConsumer()
 	if err != nil {
 		return err
 	}

@@ -74,11 +74,7 @@ func roleProducer() error {
 // until it has seen nothing for RING_IDLE. With RING_PARK set it prints
 // "claimed PAYLOAD" for the first record and then waits to be killed.
 func roleConsumer() error {
-	r, err := Open(os.Getenv("RING_PATH"), Options{})
-	if err != nil {
-		return err
-	}
-	c, err := r.Consumer()
+	_, c, err := openConsumer()
 	if err != nil {
 		return err
 	}
@@ -197,4 +193,18 @@ func (c *child) kill9(t *testing.T) {
 	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("child did not die of SIGKILL: %v", err)
 	}
+}
+
+// openConsumer opens the ring at RING_PATH and takes a consumer entry: how
+// every consumer role starts.
+func openConsumer() (*Ring, *Consumer, error) {
+	r, err := Open(os.Getenv("RING_PATH"), Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := r.Consumer()
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, c, nil
 }

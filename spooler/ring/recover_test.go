@@ -84,11 +84,7 @@ func tearAfterExec(fdText string) error {
 // finds (printing "claimed PAYLOAD"), then sleeps on the ring's futex until
 // it is killed.
 func roleConsumerSleep() error {
-	r, err := Open(os.Getenv("RING_PATH"), Options{})
-	if err != nil {
-		return err
-	}
-	c, err := r.Consumer()
+	_, c, err := openConsumer()
 	if err != nil {
 		return err
 	}
