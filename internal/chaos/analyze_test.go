@@ -23,6 +23,7 @@ func TestAnalyze(t *testing.T) {
 		"I erred", "S erred", `E erred "msync: input/output error"`, "S erred", "A erred ring",
 		"I early", "S early", "A early ring",
 		"I twice", "S twice", "A twice ring",
+		"I settling", "S settling", "A settling ring",
 		"I", // a torn line
 	} {
 		r.producerLine(l)
@@ -39,6 +40,9 @@ func TestAnalyze(t *testing.T) {
 		"D erred 19 9 100 110 ok", "D erred 20 9 200 210 ok",
 		"D early 21 9 100 110 ok", "D early 22 9 200 210 ok",
 		"D twice 23 9 100 110 ok", "D twice 23 9 200 210 ok", "D twice 24 9 220 230 ok",
+		// settling failed once in spooler 30, killed while it settled that
+		// attempt: the retry file and the ring record both ran.
+		"F settling 29 30 50", "D settling 31 32 100 110 ok", "D settling 31 32 200 210 ok",
 		"D half", // a torn line
 	} {
 		r.runLine(l)
@@ -47,6 +51,7 @@ func TestAnalyze(t *testing.T) {
 		11: 150, // killed after its run of bykill started: the rerun is explained
 		3:  50,  // the spooler of byspooler's first run, killed even before that run
 		21: 50,  // killed before early ran: it cannot have run it
+		30: 60,  // the spooler of settling's failed attempt, mid-settle
 	}
 	// Between bymaster's runs; after the second run of every other task.
 	masterKills := []int64{250}
@@ -58,18 +63,18 @@ func TestAnalyze(t *testing.T) {
 	if len(v.Torn) != 3 { // bad's checksum, stranger's id, the torn run line
 		t.Errorf("torn %q, want 3", v.Torn)
 	}
-	if v.DupByKill != 3 || v.DupByException != 1 {
-		t.Errorf("explained by a kill %d (want 3: bykill, byspooler, bymaster), by an exception %d (want 1: retried)", v.DupByKill, v.DupByException)
+	if v.DupByKill != 4 || v.DupByException != 1 {
+		t.Errorf("explained by a kill %d (want 4: bykill, byspooler, bymaster, settling), by an exception %d (want 1: retried)", v.DupByKill, v.DupByException)
 	}
 	// erred: retried after an error; early: killed before its first run;
 	// twice: two extra runs in a live process.
 	if len(v.Unexplained) != 4 {
 		t.Errorf("unexplained %q, want 4 (erred, early, twice twice)", v.Unexplained)
 	}
-	if len(v.ProducerErrors) != 1 || r.torn != 1 || r.viaRing != 9 {
-		t.Errorf("producer errors %q (want erred), torn producer lines %d (want 1), acked via the ring %d (want 9)", v.ProducerErrors, r.torn, r.viaRing)
+	if len(v.ProducerErrors) != 1 || r.torn != 1 || r.viaRing != 10 {
+		t.Errorf("producer errors %q (want erred), torn producer lines %d (want 1), acked via the ring %d (want 10)", v.ProducerErrors, r.torn, r.viaRing)
 	}
-	if v.Acked != 11 || v.Produced != 12 {
-		t.Errorf("acked %d produced %d, want 11 and 12", v.Acked, v.Produced)
+	if v.Acked != 12 || v.Produced != 13 {
+		t.Errorf("acked %d produced %d, want 12 and 13", v.Acked, v.Produced)
 	}
 }

@@ -37,6 +37,7 @@ type records struct {
 	viaRing  int               // A lines saying the task went into the ring
 	errored  map[string]string // E: a spool call failed on its own
 	runs     map[string][]run  // D lines, in the order written
+	failed   map[string][]run  // F lines: attempts that did not succeed (no end)
 	latency  map[string][]int64
 	garbage  []string // G lines and lines of runs.log that do not parse
 	torn     int      // producer log lines that do not parse
@@ -44,7 +45,7 @@ type records struct {
 
 func newRecords() *records {
 	return &records{offsets: map[string]int64{}, intended: map[string]bool{}, calls: map[string]int{},
-		acked: map[string]bool{}, errored: map[string]string{}, runs: map[string][]run{}, latency: map[string][]int64{}}
+		acked: map[string]bool{}, errored: map[string]string{}, runs: map[string][]run{}, failed: map[string][]run{}, latency: map[string][]int64{}}
 }
 
 // update reads the lines added to the logs in dir since the last call.
@@ -112,9 +113,21 @@ func (r *records) producerLine(line string) {
 	}
 }
 
-// runLine parses "D ID PID SPOOLER_PID START END ok|bad" (and "G PID REPR").
+// runLine parses "D ID PID SPOOLER_PID START END ok|bad", "F ID PID
+// SPOOLER_PID START" (an attempt that failed) and "G PID REPR".
 func (r *records) runLine(line string) {
 	f := strings.Fields(line)
+	if len(f) == 5 && f[0] == "F" {
+		pid, err1 := strconv.Atoi(f[2])
+		ppid, err2 := strconv.Atoi(f[3])
+		start, err3 := strconv.ParseInt(f[4], 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil {
+			r.garbage = append(r.garbage, line)
+			return
+		}
+		r.failed[f[1]] = append(r.failed[f[1]], run{pid: pid, ppid: ppid, start: start})
+		return
+	}
 	if len(f) != 7 || f[0] != "D" || (f[6] != "ok" && f[6] != "bad") {
 		r.garbage = append(r.garbage, line)
 		return
@@ -185,7 +198,10 @@ type verdict struct {
 //     this run started (a runner may finish the task it had while its
 //     spooler is already dead, since its parent-death SIGKILL is not
 //     instant); or the master was killed from 10 s before the earlier run
-//     to the start of this one (its children die with it);
+//     to the start of this one (its children die with it); or the spooler
+//     of an earlier failed attempt (an F line) was killed after that
+//     attempt started and before this run started (it had written the
+//     retry file but not yet marked the ring record done, so both ran);
 //   - an exception: its producer called spool for it n times (an injected
 //     exception interrupted the earlier calls, maybe after the task was
 //     handed over), which may make up to n-1 extra runs.
@@ -221,8 +237,11 @@ func analyze(r *records, killedAt map[int]int64, masterKills []int64, dead map[s
 		for i := 1; i < len(runs); i++ {
 			prev, this := runs[i-1], runs[i]
 			masterKilled := slices.ContainsFunc(masterKills, func(at int64) bool { return at >= prev.start-masterSlack && at <= this.start })
+			failedSpoolerKilled := slices.ContainsFunc(r.failed[id], func(f run) bool {
+				return f.start < this.start && killedIn(f.ppid, f.start, this.start)
+			})
 			switch {
-			case killedIn(prev.pid, prev.start, this.start) || killedIn(prev.ppid, 0, this.start) || masterKilled:
+			case killedIn(prev.pid, prev.start, this.start) || killedIn(prev.ppid, 0, this.start) || masterKilled || failedSpoolerKilled:
 				v.DupByKill++
 			case spare > 0:
 				spare--

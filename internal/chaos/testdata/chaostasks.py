@@ -66,17 +66,29 @@ def spooler(env):
     data = env.get(b"data", b"")
     ok = hashlib.sha256(tid.encode() + data + body).hexdigest()[:16].encode() == env.get(b"sum")
 
+    # An attempt that does not succeed is logged too ("F"): its spooler
+    # settles it (a retry file, then the ring record done), and a kill of
+    # that spooler in between is what explains a later extra run.
+    def failed():
+        _append("runs.log", "F %s %d %d %d\n" % (tid, os.getpid(), SPOOLER, start))
+
     h = zlib.crc32(tid.encode()) % 100
     if h < 6 and _fail_once(tid, "raise"):
+        failed()
         raise RuntimeError("chaos: planned failure of " + tid)
     if 6 <= h < 10 and _fail_once(tid, "retry"):
+        failed()
         return uwsgi.SPOOL_RETRY
     if 10 <= h < 15:
         time.sleep(0.005 + (h - 10) * 0.008)
     if 15 <= h < 22:
         # A child process the harness may SIGKILL: then the task fails and
         # is retried. "chaos-exec" is $0, so the harness finds it by name.
-        subprocess.run(["/bin/sh", "-c", "sleep %.2f; true" % ((h - 10) * 0.01), "chaos-exec"], check=True)
+        try:
+            subprocess.run(["/bin/sh", "-c", "sleep %.2f; true" % ((h - 10) * 0.01), "chaos-exec"], check=True)
+        except subprocess.CalledProcessError:
+            failed()
+            raise
 
     _append("runs.log", "D %s %d %d %d %d %s\n" % (tid, os.getpid(), SPOOLER, start, time.monotonic_ns(), "ok" if ok else "bad"))
     return uwsgi.SPOOL_OK
