@@ -54,9 +54,9 @@ func TestAttachment(t *testing.T) {
 	// A consumer process killed by SIGKILL leaves its pid word behind.
 	child := startRole(t, "consumer", "RING_PATH="+path, "RING_IDLE=1h")
 	waitUntil(t, r.HasLiveConsumer)
-	if !a.Attached() || !roA.Attached() {
-		t.Fatal("a consumer process is not seen")
-	}
+	// The child takes its entry's lock before it stores its pid word: the
+	// lock alone may be seen first, for a moment.
+	waitUntil(t, func() bool { return a.Attached() && roA.Attached() })
 	child.kill9(t)
 	if r.HasLiveConsumer() {
 		t.Fatal("the killed consumer's lock is still held")
